@@ -1,0 +1,40 @@
+"""Structured logs (structlog, JSON by default). Authorization headers and tokens are never logged."""
+
+import logging
+import sys
+
+import structlog
+
+from app.config import Settings
+
+_SECRET_KEYS = {"authorization", "token", "access_token", "password", "secret", "signature"}
+
+
+def _redact(_: object, __: str, event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
+    for key in list(event_dict):
+        if key.lower() in _SECRET_KEYS:
+            event_dict[key] = "[redacted]"
+    return event_dict
+
+
+def configure_logging(settings: Settings) -> None:
+    level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if settings.log_json else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
+    # uvicorn's access log prints the query string, where browsers may carry a websocket token.
+    logging.getLogger("uvicorn.access").disabled = True

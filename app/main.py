@@ -1,0 +1,82 @@
+"""create_app(): routers, lifespan (engine), error handlers and the request guards."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import text
+
+import app.models  # noqa: F401  (every table registered before the first query)
+from app.config import Settings, get_settings
+from app.db import create_engine, create_sessionmaker
+from app.depots.router import router as depots_router
+from app.errors import ServiceUnavailable, install_error_handlers
+from app.helipads.router import router as helipads_router
+from app.logging import configure_logging
+from app.middleware import BodyGuard
+from app.shelters.router import router as shelters_router
+from app.teams.router import router as teams_router
+from app.townships.router import router as townships_router
+from app.users.router import router as auth_router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Jizhou emergency command and dispatch",
+        version="0.1.0",
+        description="Backend of the Jizhou District emergency command-and-dispatch platform (区级应急指挥调度平台).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.after_commit_hooks = []
+    install_error_handlers(app)
+
+    api = APIRouter(prefix="/api/v1")
+    for router in (auth_router, townships_router, teams_router, shelters_router, depots_router, helipads_router):
+        api.include_router(router)
+    app.include_router(api)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        """The process is up (says nothing about the database)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "database or PostGIS not answering"}})
+    async def readyz() -> dict[str, Any]:
+        """The database answers and PostGIS is installed."""
+        try:
+            async with app.state.engine.connect() as conn:
+                postgis = await conn.scalar(text("SELECT postgis_lib_version()"))
+        except Exception as exc:
+            # Whatever broke (connection, missing extension), the answer to a probe is "not ready".
+            raise ServiceUnavailable(
+                f"the database is not ready: {type(exc).__name__}", code="database_unavailable"
+            ) from exc
+        return {"status": "ready", "postgis": postgis}
+
+    # Outermost: refuse oversized and over-deep bodies before anything parses them.
+    app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes, max_json_depth=settings.max_json_depth)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "If-Match"],
+            expose_headers=["ETag"],
+        )
+    return app

@@ -1,0 +1,29 @@
+"""Imports every domain's models so Alembic and the metadata see all tables."""
+
+from app.db import Base
+from app.depots.models import Depot, DepotStock, Item, StockLedgerEntry
+from app.events.models import Event
+from app.helipads.models import Helipad
+from app.incidents.models import Incident, IncidentCodeCounter
+from app.partners.models import Partner
+from app.shelters.models import Shelter
+from app.teams.models import Team
+from app.townships.models import Township
+from app.users.models import User
+
+__all__ = [
+    "Base",
+    "Depot",
+    "DepotStock",
+    "Event",
+    "Helipad",
+    "Incident",
+    "IncidentCodeCounter",
+    "Item",
+    "Partner",
+    "Shelter",
+    "StockLedgerEntry",
+    "Team",
+    "Township",
+    "User",
+]

@@ -1,0 +1,82 @@
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, TimestampMixin
+from app.enums import str_enum
+from app.geo.columns import point_column
+
+
+class TeamKind(StrEnum):
+    FIRE_RESCUE = "fire_rescue"
+    TOWNSHIP_FIRE = "township_fire"
+    FOREST_FIRE = "forest_fire"
+    HAZMAT = "hazmat"
+    FLOOD = "flood"
+    GEOLOGICAL = "geological"
+    MEDICAL = "medical"
+    SOCIAL = "social"
+    MILITIA = "militia"
+    ENTERPRISE = "enterprise"
+    AVIATION = "aviation"
+
+
+class Capability(StrEnum):
+    STRUCTURE_FIRE = "structure_fire"
+    FOREST_FIRE = "forest_fire"
+    WATER_SUPPLY = "water_supply"
+    AVIATION = "aviation"
+    HAZMAT = "hazmat"
+    FLOOD_RESCUE = "flood_rescue"
+    WATER_RESCUE = "water_rescue"
+    GEOLOGICAL_RESCUE = "geological_rescue"
+    HEAVY_RESCUE = "heavy_rescue"
+    SEARCH_RESCUE = "search_rescue"
+    MEDICAL = "medical"
+    EXTRICATION = "extrication"
+    RELIEF = "relief"
+    EVACUATION = "evacuation"
+    LOGISTICS = "logistics"
+    DRONE = "drone"
+    COMMS = "comms"
+    PUMPING = "pumping"
+
+
+class TeamStatus(StrEnum):
+    AVAILABLE = "available"
+    DISPATCHED = "dispatched"
+    EN_ROUTE = "en_route"
+    ON_SCENE = "on_scene"
+    RETURNING = "returning"
+    OUT_OF_SERVICE = "out_of_service"
+
+
+class Team(TimestampMixin, Base):
+    __tablename__ = "team"
+    __table_args__ = (
+        CheckConstraint("headcount >= 0", name="headcount_not_negative"),
+        Index("ix_team_capabilities", "capabilities", postgresql_using="gin"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    name_en: Mapped[str] = mapped_column(String(160), default="", server_default="")
+    kind: Mapped[TeamKind] = mapped_column(str_enum(TeamKind, "team_kind"))
+    capabilities: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    headcount: Mapped[int] = mapped_column(Integer)
+    township_code: Mapped[str | None] = mapped_column(ForeignKey("township.code"), index=True)
+    base: Mapped[Any] = point_column()
+    # Last reported live position; the base is used when it is missing or stale.
+    position: Mapped[Any] = point_column(nullable=True)
+    position_at: Mapped[datetime | None]
+    status: Mapped[TeamStatus] = mapped_column(
+        str_enum(TeamStatus, "team_status"), default=TeamStatus.AVAILABLE, server_default="available", index=True
+    )
+    shareable: Mapped[bool] = mapped_column(default=False, server_default="false")
+    phone: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
