@@ -3,13 +3,14 @@
 import math
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from fastapi import Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 from geoalchemy2.elements import WKBElement
 from geoalchemy2.shape import to_shape
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import BadRequest
+from app.geo.coords import CoordSys, from_wgs84
 
 P = TypeVar("P", bound=BaseModel)
 G = TypeVar("G")
@@ -54,26 +55,42 @@ class FeatureCollection(BaseModel, Generic[G, P]):
     links: list[Link]
 
 
-def point_geometry(value: WKBElement | Any) -> PointGeometry:
+def lon_lat(value: WKBElement | Any, coord_sys: CoordSys = CoordSys.WGS84) -> tuple[float, float]:
+    """A stored WGS-84 point as [lon, lat] in the system the client asked for."""
     shape = to_shape(value)
-    return PointGeometry(type="Point", coordinates=(round(shape.x, 7), round(shape.y, 7)))
+    lon, lat = from_wgs84(shape.x, shape.y, coord_sys)
+    return (round(lon, 7), round(lat, 7))
 
 
-def lon_lat(value: WKBElement | Any) -> tuple[float, float]:
-    shape = to_shape(value)
-    return (shape.x, shape.y)
+def point_geometry(value: WKBElement | Any, coord_sys: CoordSys = CoordSys.WGS84) -> PointGeometry:
+    return PointGeometry(type="Point", coordinates=lon_lat(value, coord_sys))
 
 
-def multipolygon_geometry(value: WKBElement | Any) -> MultiPolygonGeometry:
+def multipolygon_geometry(value: WKBElement | Any, coord_sys: CoordSys = CoordSys.WGS84) -> MultiPolygonGeometry:
     shape = to_shape(value)
     polygons = list(shape.geoms) if shape.geom_type == "MultiPolygon" else [shape]
+
+    def convert(x: float, y: float) -> tuple[float, float]:
+        lon, lat = from_wgs84(x, y, coord_sys)
+        return (round(lon, 7), round(lat, 7))
+
     return MultiPolygonGeometry(
         type="MultiPolygon",
         coordinates=[
-            [[(round(x, 7), round(y, 7)) for x, y in ring.coords] for ring in (p.exterior, *p.interiors)]
-            for p in polygons
+            [[convert(x, y) for x, y in ring.coords] for ring in (p.exterior, *p.interiors)] for p in polygons
         ],
     )
+
+
+def output_coord_sys(
+    coord_sys: Annotated[
+        CoordSys, Query(description="answer in this coordinate system (wgs84 default; gcj02 for Amap/Tencent)")
+    ] = CoordSys.WGS84,
+) -> CoordSys:
+    return coord_sys
+
+
+OutCoordSys = Annotated[CoordSys, Depends(output_coord_sys)]
 
 
 def point_wkt(lon: float, lat: float) -> str:

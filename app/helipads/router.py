@@ -5,7 +5,8 @@ from fastapi import APIRouter, Depends, Request
 from app.auth import CurrentPrincipal
 from app.db import SessionDep
 from app.errors import NotFound
-from app.geo.geojson import GeoJSONResponse, ListQuery, collection, list_query, point_geometry
+from app.geo.coords import CoordSys
+from app.geo.geojson import GeoJSONResponse, ListQuery, OutCoordSys, collection, list_query, point_geometry
 from app.helipads import service
 from app.helipads.models import Helipad, HelipadKind
 from app.helipads.schemas import HelipadCollection, HelipadFeature, HelipadProperties
@@ -14,10 +15,10 @@ from app.params import IdPath
 router = APIRouter(prefix="/helipads", tags=["helipads"])
 
 
-def to_feature(h: Helipad) -> HelipadFeature:
+def to_feature(h: Helipad, coord_sys: CoordSys = CoordSys.WGS84) -> HelipadFeature:
     return HelipadFeature(
         id=h.id,
-        geometry=point_geometry(h.location),
+        geometry=point_geometry(h.location, coord_sys),
         properties=HelipadProperties(
             code=h.code,
             name=h.name,
@@ -35,6 +36,7 @@ async def list_helipads(
     request: Request,
     session: SessionDep,
     _: CurrentPrincipal,
+    coord_sys: OutCoordSys,
     query: Annotated[ListQuery, Depends(list_query)],
     kind: HelipadKind | None = None,
 ) -> HelipadCollection:
@@ -46,8 +48,10 @@ async def list_helipads(
 
 
 @router.get("/{helipad_id}", response_model=HelipadFeature, response_class=GeoJSONResponse)
-async def get_helipad(helipad_id: IdPath, session: SessionDep, _: CurrentPrincipal) -> HelipadFeature:
+async def get_helipad(
+    helipad_id: IdPath, session: SessionDep, _: CurrentPrincipal, coord_sys: OutCoordSys
+) -> HelipadFeature:
     helipad = await service.get_helipad(session=session, helipad_id=helipad_id)
     if helipad is None:
         raise NotFound(f"no helipad has the id {helipad_id}", code="helipad_not_found")
-    return to_feature(helipad)
+    return to_feature(helipad, coord_sys)

@@ -5,7 +5,8 @@ from fastapi import APIRouter, Depends, Request
 from app.auth import CurrentPrincipal
 from app.db import SessionDep
 from app.errors import NotFound
-from app.geo.geojson import GeoJSONResponse, ListQuery, collection, list_query, point_geometry
+from app.geo.coords import CoordSys
+from app.geo.geojson import GeoJSONResponse, ListQuery, OutCoordSys, collection, list_query, point_geometry
 from app.params import IdPath
 from app.shelters import service
 from app.shelters.models import Shelter, ShelterLevel, ShelterStatus
@@ -14,10 +15,10 @@ from app.shelters.schemas import ShelterCollection, ShelterFeature, ShelterPrope
 router = APIRouter(prefix="/shelters", tags=["shelters"])
 
 
-def to_feature(s: Shelter) -> ShelterFeature:
+def to_feature(s: Shelter, coord_sys: CoordSys = CoordSys.WGS84) -> ShelterFeature:
     return ShelterFeature(
         id=s.id,
-        geometry=point_geometry(s.location),
+        geometry=point_geometry(s.location, coord_sys),
         properties=ShelterProperties(
             code=s.code,
             name=s.name,
@@ -40,6 +41,7 @@ async def list_shelters(
     request: Request,
     session: SessionDep,
     _: CurrentPrincipal,
+    coord_sys: OutCoordSys,
     query: Annotated[ListQuery, Depends(list_query)],
     level: ShelterLevel | None = None,
     status: ShelterStatus | None = None,
@@ -52,8 +54,10 @@ async def list_shelters(
 
 
 @router.get("/{shelter_id}", response_model=ShelterFeature, response_class=GeoJSONResponse)
-async def get_shelter(shelter_id: IdPath, session: SessionDep, _: CurrentPrincipal) -> ShelterFeature:
+async def get_shelter(
+    shelter_id: IdPath, session: SessionDep, _: CurrentPrincipal, coord_sys: OutCoordSys
+) -> ShelterFeature:
     shelter = await service.get_shelter(session=session, shelter_id=shelter_id)
     if shelter is None:
         raise NotFound(f"no shelter has the id {shelter_id}", code="shelter_not_found")
-    return to_feature(shelter)
+    return to_feature(shelter, coord_sys)

@@ -5,11 +5,13 @@ from fastapi import APIRouter, Depends, Request
 from app.auth import CurrentPrincipal
 from app.db import SessionDep
 from app.errors import NotFound
+from app.geo.coords import CoordSys
 from app.geo.geojson import (
     Feature,
     GeoJSONResponse,
     ListQuery,
     MultiPolygonGeometry,
+    OutCoordSys,
     collection,
     list_query,
     multipolygon_geometry,
@@ -24,17 +26,23 @@ router = APIRouter(prefix="/townships", tags=["townships"])
 TownshipFeature = Feature[MultiPolygonGeometry, TownshipProperties]
 
 
-def to_feature(t: Township) -> TownshipFeature:
+def to_feature(t: Township, coord_sys: CoordSys = CoordSys.WGS84) -> TownshipFeature:
     return TownshipFeature(
         id=t.code,
-        geometry=multipolygon_geometry(t.boundary),
-        properties=TownshipProperties(code=t.code, name=t.name, kind=t.kind, township=t.code, seat=to_lon_lat(t.seat)),
+        geometry=multipolygon_geometry(t.boundary, coord_sys),
+        properties=TownshipProperties(
+            code=t.code, name=t.name, kind=t.kind, township=t.code, seat=to_lon_lat(t.seat, coord_sys)
+        ),
     )
 
 
 @router.get("", response_model=TownshipCollection, response_class=GeoJSONResponse)
 async def list_townships(
-    request: Request, session: SessionDep, _: CurrentPrincipal, query: Annotated[ListQuery, Depends(list_query)]
+    request: Request,
+    session: SessionDep,
+    _: CurrentPrincipal,
+    coord_sys: OutCoordSys,
+    query: Annotated[ListQuery, Depends(list_query)],
 ) -> TownshipCollection:
     townships, matched = await service.list_townships(session=session, query=query)
     result: TownshipCollection = collection(
@@ -44,8 +52,8 @@ async def list_townships(
 
 
 @router.get("/{code}", response_model=TownshipFeature, response_class=GeoJSONResponse)
-async def get_township(code: str, session: SessionDep, _: CurrentPrincipal) -> TownshipFeature:
+async def get_township(code: str, session: SessionDep, _: CurrentPrincipal, coord_sys: OutCoordSys) -> TownshipFeature:
     township = await service.get_township(session=session, code=code)
     if township is None:
         raise NotFound(f"no township has the code {code}", code="township_not_found")
-    return to_feature(township)
+    return to_feature(township, coord_sys)

@@ -159,3 +159,16 @@ async def test_a_user_logs_in_and_uses_the_token(client: httpx.AsyncClient, sess
     assert ok.status_code == 200, ok.text
     token = ok.json()["access_token"]
     assert (await client.get("/api/v1/helipads", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+
+
+async def test_reads_answer_in_gcj02_on_request(client: httpx.AsyncClient, auth: Callable[..., dict[str, str]]) -> None:
+    from app.geo.coords import wgs84_to_gcj02
+
+    wgs = (await client.get("/api/v1/helipads", headers=auth("viewer"))).json()["features"][0]
+    gcj = (await client.get("/api/v1/helipads", params={"coord_sys": "gcj02"}, headers=auth("viewer"))).json()
+    expected = wgs84_to_gcj02(*wgs["geometry"]["coordinates"])
+    got = gcj["features"][0]["geometry"]["coordinates"]
+    assert abs(got[0] - expected[0]) < 1e-6 and abs(got[1] - expected[1]) < 1e-6
+    assert got != wgs["geometry"]["coordinates"]
+    bad = await client.get("/api/v1/helipads", params={"coord_sys": "mars"}, headers=auth("viewer"))
+    assert bad.status_code == 422 and bad.json()["code"] == "validation_error"
