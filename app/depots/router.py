@@ -15,7 +15,7 @@ from app.params import IdPath
 router = APIRouter(prefix="/depots", tags=["depots"])
 
 
-def to_feature(d: Depot, stock: list[StockLine], coord_sys: CoordSys = CoordSys.WGS84) -> DepotFeature:
+def to_feature(d: Depot, stock: list[StockLine], coord_sys: CoordSys) -> DepotFeature:
     return DepotFeature(
         id=d.id,
         geometry=point_geometry(d.location, coord_sys),

@@ -15,7 +15,7 @@ from app.params import IdPath
 router = APIRouter(prefix="/helipads", tags=["helipads"])
 
 
-def to_feature(h: Helipad, coord_sys: CoordSys = CoordSys.WGS84) -> HelipadFeature:
+def to_feature(h: Helipad, coord_sys: CoordSys) -> HelipadFeature:
     return HelipadFeature(
         id=h.id,
         geometry=point_geometry(h.location, coord_sys),
@@ -42,7 +42,7 @@ async def list_helipads(
 ) -> HelipadCollection:
     helipads, matched = await service.list_helipads(session=session, query=query, kind=kind)
     result: HelipadCollection = collection(
-        HelipadCollection, request, query, [to_feature(h) for h in helipads], matched
+        HelipadCollection, request, query, [to_feature(h, coord_sys) for h in helipads], matched
     )
     return result
 

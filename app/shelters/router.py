@@ -15,7 +15,7 @@ from app.shelters.schemas import ShelterCollection, ShelterFeature, ShelterPrope
 router = APIRouter(prefix="/shelters", tags=["shelters"])
 
 
-def to_feature(s: Shelter, coord_sys: CoordSys = CoordSys.WGS84) -> ShelterFeature:
+def to_feature(s: Shelter, coord_sys: CoordSys) -> ShelterFeature:
     return ShelterFeature(
         id=s.id,
         geometry=point_geometry(s.location, coord_sys),
@@ -48,7 +48,7 @@ async def list_shelters(
 ) -> ShelterCollection:
     shelters, matched = await service.list_shelters(session=session, query=query, level=level, status=status)
     result: ShelterCollection = collection(
-        ShelterCollection, request, query, [to_feature(s) for s in shelters], matched
+        ShelterCollection, request, query, [to_feature(s, coord_sys) for s in shelters], matched
     )
     return result
 

@@ -15,7 +15,7 @@ from app.teams.schemas import TeamCollection, TeamFeature, TeamProperties
 router = APIRouter(prefix="/teams", tags=["teams"])
 
 
-def to_feature(team: Team, coord_sys: CoordSys = CoordSys.WGS84) -> TeamFeature:
+def to_feature(team: Team, coord_sys: CoordSys) -> TeamFeature:
     # The feature's point is where the team is believed to be: its live position if any, else its base.
     where = team.position if team.position is not None else team.base
     return TeamFeature(
@@ -53,7 +53,9 @@ async def list_teams(
     teams, matched = await service.list_teams(
         session=session, query=query, kind=kind, status=status, capability=capability.value if capability else None
     )
-    result: TeamCollection = collection(TeamCollection, request, query, [to_feature(t) for t in teams], matched)
+    result: TeamCollection = collection(
+        TeamCollection, request, query, [to_feature(t, coord_sys) for t in teams], matched
+    )
     return result
 
 

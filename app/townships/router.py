@@ -26,7 +26,7 @@ router = APIRouter(prefix="/townships", tags=["townships"])
 TownshipFeature = Feature[MultiPolygonGeometry, TownshipProperties]
 
 
-def to_feature(t: Township, coord_sys: CoordSys = CoordSys.WGS84) -> TownshipFeature:
+def to_feature(t: Township, coord_sys: CoordSys) -> TownshipFeature:
     return TownshipFeature(
         id=t.code,
         geometry=multipolygon_geometry(t.boundary, coord_sys),
@@ -46,7 +46,7 @@ async def list_townships(
 ) -> TownshipCollection:
     townships, matched = await service.list_townships(session=session, query=query)
     result: TownshipCollection = collection(
-        TownshipCollection, request, query, [to_feature(t) for t in townships], matched
+        TownshipCollection, request, query, [to_feature(t, coord_sys) for t in townships], matched
     )
     return result
 
