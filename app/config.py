@@ -42,6 +42,43 @@ class Settings(BaseSettings):
     page_default_limit: int = 100
     page_max_limit: int = 1000
 
+    # Dispatch: ETA = turnout(kind) + distance × road factor ÷ speed. Mountain townships (the north)
+    # have slower roads. A road network (pgRouting) would re-rank the shortlist by travel time instead.
+    dispatch_speed_kmh: float = 45.0
+    dispatch_road_factor: float = 1.35
+    dispatch_mountain_road_factor: float = 1.9
+    dispatch_mountain_townships: list[str] = [
+        "120119104",
+        "120119112",
+        "120119203",
+        "120119122",
+        "120119102",
+        "120119124",
+        "120119121",
+        "120119113",
+    ]
+    dispatch_turnout_s: dict[str, int] = {
+        "fire_rescue": 60,
+        "township_fire": 180,
+        "forest_fire": 300,
+        "hazmat": 120,
+        "flood": 300,
+        "geological": 600,
+        "medical": 120,
+        "social": 900,
+        "militia": 1200,
+        "enterprise": 300,
+        "aviation": 900,
+    }
+    # A live position older than this is not trusted; the team's base is used instead.
+    dispatch_position_fresh_s: int = 1800
+    # Teams farther than this (straight line) are not proposed.
+    dispatch_max_range_m: float = 80_000
+    # How many candidates the spatial index shortlists per need before ranking by ETA.
+    dispatch_shortlist: int = 24
+    aviation_speed_kmh: float = 220.0
+    aviation_turnout_s: int = 900
+
     @property
     def sqlalchemy_url(self) -> str:
         """The libpq URL turned into SQLAlchemy's asyncpg form."""

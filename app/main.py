@@ -12,8 +12,10 @@ import app.models  # noqa: F401  (every table registered before the first query)
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.depots.router import router as depots_router
+from app.dispatch.router import router as dispatch_router
 from app.errors import ServiceUnavailable, install_error_handlers
 from app.helipads.router import router as helipads_router
+from app.incidents.router import router as incidents_router
 from app.logging import configure_logging
 from app.middleware import BodyGuard
 from app.shelters.router import router as shelters_router
@@ -47,7 +49,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     api = APIRouter(prefix="/api/v1")
-    for router in (auth_router, townships_router, teams_router, shelters_router, depots_router, helipads_router):
+    for router in (
+        auth_router,
+        townships_router,
+        incidents_router,
+        dispatch_router,
+        teams_router,
+        shelters_router,
+        depots_router,
+        helipads_router,
+    ):
         api.include_router(router)
     app.include_router(api)
 

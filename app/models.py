@@ -2,6 +2,7 @@
 
 from app.db import Base
 from app.depots.models import Depot, DepotStock, Item, StockLedgerEntry
+from app.dispatch.models import Dispatch
 from app.events.models import Event
 from app.helipads.models import Helipad
 from app.incidents.models import Incident, IncidentCodeCounter
@@ -15,6 +16,7 @@ __all__ = [
     "Base",
     "Depot",
     "DepotStock",
+    "Dispatch",
     "Event",
     "Helipad",
     "Incident",

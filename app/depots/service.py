@@ -12,7 +12,7 @@ from app.depots.models import Depot, DepotLevel, DepotStock, Item, LedgerKind, S
 from app.depots.schemas import StockLine
 from app.errors import AppError, BadRequest
 from app.geo.geojson import ListQuery
-from app.geo.queries import fetch_page, in_bbox
+from app.geo.queries import fetch_page, geodesic_distance, in_bbox, knn, point_value
 from app.upsert import UpsertResult, upsert_by_key
 
 
@@ -143,4 +143,17 @@ async def upsert_items(*, session: AsyncSession, rows: list[dict[str, Any]]) -> 
 
 async def depot_ids_by_code(*, session: AsyncSession, codes: list[str]) -> dict[str, int]:
     rows = await session.execute(select(Depot.code, Depot.id).where(Depot.code.in_(codes)))
-    return dict(rows.tuples().all())
+    return dict(rows.all())
+
+
+async def nearest_holding(
+    *, session: AsyncSession, lon: float, lat: float, items: list[str] | None, k: int
+) -> list[tuple[Depot, float]]:
+    """Depots holding any of the items (or any depot when items is None), nearest first."""
+    point = point_value(lon, lat)
+    stmt = select(Depot, geodesic_distance(Depot.location, point)).order_by(knn(Depot.location, point)).limit(k)
+    if items:
+        holding = select(DepotStock.depot_id).where(DepotStock.item_code.in_(items), DepotStock.quantity > 0)
+        stmt = stmt.where(Depot.id.in_(holding))
+    rows = await session.execute(stmt)
+    return sorted(((d, float(dist)) for d, dist in rows), key=lambda pair: pair[1])

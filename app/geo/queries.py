@@ -31,3 +31,13 @@ async def fetch_page(session: AsyncSession, stmt: Select[M], *, limit: int, offs
     matched = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     rows = (await session.scalars(stmt.limit(limit).offset(offset))).all()
     return list(rows), int(matched or 0)
+
+
+def knn(column: Any, point: ColumnElement[Any]) -> ColumnElement[Any]:
+    """Index-ordered nearest-first (`<->`, answered by the GiST index); rank exactly with ST_Distance."""
+    return column.op("<->")(point)  # type: ignore[no-any-return]
+
+
+def geodesic_distance(column: Any, point: ColumnElement[Any]) -> ColumnElement[float]:
+    """Metres on the WGS-84 spheroid (geography's default)."""
+    return func.ST_Distance(column, point)

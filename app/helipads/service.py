@@ -6,8 +6,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.geo.geojson import ListQuery
-from app.geo.queries import fetch_page, in_bbox
-from app.helipads.models import Helipad, HelipadKind
+from app.geo.queries import fetch_page, geodesic_distance, in_bbox, knn, point_value
+from app.helipads.models import Helipad, HelipadKind, HelipadStatus
 from app.upsert import UpsertResult, upsert_by_key
 
 
@@ -35,3 +35,16 @@ async def upsert_helipads(*, session: AsyncSession, rows: list[dict[str, Any]]) 
     status is set on insert only.
     """
     return await upsert_by_key(session, Helipad, rows, key="code", insert_only=("status",), returning="id")
+
+
+async def nearest_helipads(
+    *, session: AsyncSession, lon: float, lat: float, k: int, usable_only: bool = True, kind: HelipadKind | None = None
+) -> list[tuple[Helipad, float]]:
+    point = point_value(lon, lat)
+    stmt = select(Helipad, geodesic_distance(Helipad.location, point)).order_by(knn(Helipad.location, point)).limit(k)
+    if usable_only:
+        stmt = stmt.where(Helipad.status == HelipadStatus.USABLE)
+    if kind is not None:
+        stmt = stmt.where(Helipad.kind == kind)
+    rows = await session.execute(stmt)
+    return sorted(((h, float(d)) for h, d in rows), key=lambda pair: pair[1])

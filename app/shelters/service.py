@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.geo.geojson import ListQuery
-from app.geo.queries import fetch_page, in_bbox
+from app.geo.queries import fetch_page, geodesic_distance, in_bbox, knn, point_value
 from app.shelters.models import Shelter, ShelterLevel, ShelterStatus
 from app.upsert import UpsertResult, upsert_by_key
 
@@ -40,3 +40,23 @@ async def upsert_shelters(*, session: AsyncSession, rows: list[dict[str, Any]]) 
     rows: code, name, level, site_type, capacity, area_m2, address, location, township_code.
     """
     return await upsert_by_key(session, Shelter, rows, key="code", insert_only=(), returning="id")
+
+
+async def nearest_with_space(*, session: AsyncSession, lon: float, lat: float, k: int) -> list[tuple[Shelter, float]]:
+    """Open or standby shelters with free places, nearest first (index-ordered, exact distance)."""
+    point = point_value(lon, lat)
+    rows = await session.execute(
+        select(Shelter, geodesic_distance(Shelter.location, point))
+        .where(Shelter.status.in_([ShelterStatus.STANDBY, ShelterStatus.OPEN]), Shelter.capacity > Shelter.occupancy)
+        .order_by(knn(Shelter.location, point))
+        .limit(k)
+    )
+    return sorted(((s, float(d)) for s, d in rows), key=lambda pair: pair[1])
+
+
+async def nearest_shelters(*, session: AsyncSession, lon: float, lat: float, k: int) -> list[tuple[Shelter, float]]:
+    point = point_value(lon, lat)
+    rows = await session.execute(
+        select(Shelter, geodesic_distance(Shelter.location, point)).order_by(knn(Shelter.location, point)).limit(k)
+    )
+    return sorted(((s, float(d)) for s, d in rows), key=lambda pair: pair[1])

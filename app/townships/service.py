@@ -59,3 +59,9 @@ async def all_township_codes(*, session: AsyncSession) -> set[str]:
 async def upsert_townships(*, session: AsyncSession, rows: list[dict[str, Any]]) -> UpsertResult:
     """rows: code, name, kind, seat (EWKT), boundary (EWKT)."""
     return await upsert_by_key(session, Township, rows, key="code")
+
+
+async def distance_to_district(*, session: AsyncSession, lon: float, lat: float) -> float:
+    """Geodesic metres from the point to the nearest township polygon (0 inside)."""
+    distance = await session.scalar(select(func.min(func.ST_Distance(Township.boundary, point_value(lon, lat)))))
+    return float(distance or 0.0)
