@@ -4,7 +4,7 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/jizhou"
@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_issuer: str = "jizhou-emergency"
     jwt_ttl_s: int = 12 * 3600
+
+    # Login attempts: a burst of 10, then one every 6 s, per account and per client address.
+    login_rate_per_s: float = 1 / 6
+    login_burst: int = 10
 
     max_body_bytes: int = 1_000_000
     max_json_depth: int = 32
@@ -83,6 +87,12 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         """The libpq URL turned into SQLAlchemy's asyncpg form."""
         return to_asyncpg_url(self.database_url)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str) -> str:
+        to_asyncpg_url(value)  # refuses anything but a postgresql:// URL at start
+        return value
 
     @model_validator(mode="after")
     def _refuse_weak_secrets(self) -> "Settings":

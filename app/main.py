@@ -18,6 +18,7 @@ from app.helipads.router import router as helipads_router
 from app.incidents.router import router as incidents_router
 from app.logging import configure_logging
 from app.middleware import BodyGuard
+from app.ratelimit import RateLimiter
 from app.shelters.router import router as shelters_router
 from app.teams.router import router as teams_router
 from app.townships.router import router as townships_router
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.after_commit_hooks = []
+    app.state.login_limiter = RateLimiter(rate=settings.login_rate_per_s, burst=settings.login_burst)
     install_error_handlers(app)
 
     api = APIRouter(prefix="/api/v1")
