@@ -4,10 +4,12 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -24,6 +26,10 @@ def free_port() -> int:
 class Server:
     url: str
     process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
 
 @contextmanager
@@ -37,28 +43,30 @@ def running_server(database_url: str, *, startup_timeout_s: float = 30, **env: s
         "JIZHOU_LOG_LEVEL": "WARNING",
         **env,
     }
+    # The log goes to a file, not a pipe: a pipe nobody reads blocks the server once it is full.
+    log = tempfile.NamedTemporaryFile(prefix="jizhou-server-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "app", "serve", "--port", str(port)],
         cwd=ROOT,
         env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    server = Server(url=f"http://127.0.0.1:{port}", process=process, log_path=Path(log.name))
     try:
         deadline = time.monotonic() + startup_timeout_s
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stderr.read().decode()[-3000:] if process.stderr else ''}")
+                raise RuntimeError(f"server exited: {server.log()[-3000:]}")
             try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError("the server did not become ready")
+                raise TimeoutError(f"the server did not become ready: {server.log()[-3000:]}")
             time.sleep(0.1)
-        yield Server(url=url, process=process)
+        yield server
     finally:
         process.terminate()
         try:
@@ -66,3 +74,5 @@ def running_server(database_url: str, *, startup_timeout_s: float = 30, **env: s
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
