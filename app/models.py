@@ -3,6 +3,7 @@
 from app.db import Base
 from app.depots.models import Depot, DepotStock, Item, StockLedgerEntry
 from app.events.models import Event
+from app.federation.models import AidRequest, InboundMessage, OutboxMessage, SharedIncident, SharedWarning
 from app.helipads.models import Helipad
 from app.incidents.models import Incident, IncidentCodeCounter
 from app.partners.models import Partner
@@ -12,15 +13,20 @@ from app.townships.models import Township
 from app.users.models import User
 
 __all__ = [
+    "AidRequest",
     "Base",
     "Depot",
     "DepotStock",
     "Event",
     "Helipad",
+    "InboundMessage",
     "Incident",
     "IncidentCodeCounter",
     "Item",
+    "OutboxMessage",
     "Partner",
+    "SharedIncident",
+    "SharedWarning",
     "Shelter",
     "StockLedgerEntry",
     "Team",
