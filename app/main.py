@@ -13,6 +13,9 @@ from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.depots.router import router as depots_router
 from app.errors import ServiceUnavailable, install_error_handlers
+from app.federation import api as federation_api
+from app.federation import router as federation_router
+from app.federation.outbox import OutboxWorker
 from app.helipads.router import router as helipads_router
 from app.logging import configure_logging
 from app.middleware import BodyGuard
@@ -31,9 +34,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        # Federation: the outbox worker delivers queued messages to partners (woken after each commit).
+        worker = None
+        if settings.federation_worker_enabled:
+            worker = OutboxWorker(app.state.sessionmaker, settings)
+            app.state.federation_worker = worker
+            app.state.after_commit_hooks.append(worker.after_commit)
+            worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -49,7 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(prefix="/api/v1")
     for router in (auth_router, townships_router, teams_router, shelters_router, depots_router, helipads_router):
         api.include_router(router)
+    api.include_router(federation_api.router)  # federation, district side
     app.include_router(api)
+    federation_router.install(app)  # federation, partner side: /federation/v1 (signed)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
