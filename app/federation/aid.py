@@ -212,6 +212,7 @@ async def receive_request(
     )
     session.add(row)
     await session.flush()
+    await session.refresh(row)  # the stored geography (and defaults), not the WKT we gave
     await _event(
         session,
         "federation.aid_requested",
@@ -422,6 +423,7 @@ async def create_request(
     )
     session.add(row)
     await session.flush()
+    await session.refresh(row)  # the stored geography (and defaults), not the WKT we gave
     message: dict[str, Any] = {"requestID": row.request_id, "resources": resources}
     if location:
         message["location"] = {"type": "Point", "coordinates": [round(location[0], 7), round(location[1], 7)]}

@@ -76,17 +76,12 @@ def message_view(m: OutboxMessage) -> dict[str, Any]:
 async def list_partners(request: Request, session: SessionDep, _: CurrentPrincipal) -> dict[str, Any]:
     """Partners, their agreements and whether they are configured for delivery, with their queue."""
     settings = _settings(request)
-    pending = dict(
-        (
-            await session.execute(
-                select(OutboxMessage.partner_id, func.count())
-                .where(OutboxMessage.state == OutboxState.PENDING)
-                .group_by(OutboxMessage.partner_id)
-            )
-        )
-        .tuples()
-        .all()
+    rows = await session.execute(
+        select(OutboxMessage.partner_id, func.count())
+        .where(OutboxMessage.state == OutboxState.PENDING)
+        .group_by(OutboxMessage.partner_id)
     )
+    pending: dict[str, int] = {str(r[0]): int(r[1]) for r in rows}
     items = []
     for p in await partner_service.list_partners(session=session):
         config = settings.federation_partners.get(p.id)
