@@ -217,3 +217,43 @@ def test_backoff_is_capped_and_jittered() -> None:
     assert outbox.backoff_s(5, settings, rand=lambda: 1.0) == 32.0
     assert outbox.backoff_s(50, settings, rand=lambda: 1.0) == 300.0
     assert outbox.backoff_s(50, settings, rand=lambda: 0.0) == 150.0
+
+
+async def test_cli_delivery_pass(rig: Rig, auth: Callable[..., dict[str, str]], committed_db: CommittedDb) -> None:
+    """`python -m app federation deliver` runs one pass; a partner that does not answer stays pending."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, TEST_SECRET
+
+    await share(rig, auth(), 1)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = partners_config(pinggu_endpoint=f"http://127.0.0.1:{port}")
+    env = {
+        **os.environ,
+        "DATABASE_URL": committed_db.url,
+        "JIZHOU_JWT_SECRET": TEST_SECRET,
+        "JIZHOU_ENVIRONMENT": "test",
+        "JIZHOU_FEDERATION_PARTNERS": json.dumps(config),
+    }
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app", "federation", "deliver"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["attempted"] == 1 and report["delivered"] == 0
+    assert report["outcomes"][0]["state"] == "pending" and "ConnectError" in report["outcomes"][0]["error"]
+    head = (await rig.client.get("/api/v1/federation/outbox", headers=auth())).json()["items"][0]
+    assert head["attempts"] == 1 and head["next_attempt_at"] is not None
