@@ -1,4 +1,4 @@
-"""python -m app: serve | db upgrade | db downgrade | seed | import | token | user."""
+"""python -m app: serve | db upgrade | db downgrade | seed | import | token | user | federation deliver."""
 
 import argparse
 import asyncio
@@ -121,6 +121,12 @@ def _user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _federation(args: argparse.Namespace) -> int:
+    from app.federation import cli as federation_cli
+
+    return federation_cli.deliver()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     user.add_argument("--team", type=int)
     user.add_argument("--partner")
     user.set_defaults(func=_user)
+
+    # Federation (issue 6): one outbox delivery pass.
+    federation = sub.add_parser("federation", help="federation with partner districts")
+    federation.add_argument("action", choices=["deliver"], help="deliver: one outbox delivery pass")
+    federation.set_defaults(func=_federation)
 
     args = parser.parse_args(argv)
     try:

@@ -4,12 +4,43 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/jizhou"
 # Only ever acceptable in development and tests; refused at start anywhere else.
 DEV_JWT_SECRET = "dev-only-insecure-jwt-secret-change-me-0000"  # noqa: S105
+
+
+# --- federation (issue 6) -------------------------------------------------------------------------
+FEDERATION_MIN_SECRET_BYTES = 32
+
+
+class FederationPartnerConfig(BaseModel):
+    """One partner's keys and endpoint (JIZHOU_FEDERATION_PARTNERS is a JSON object of these by partner id).
+
+    HMAC-SHA256 keys are per partner and per direction: `inbound_keys` (key id -> secret) are what the partner
+    signs its requests to us with (several, for rotation); `outbound_key_id`/`outbound_secret` is what we sign
+    our requests to it with. `endpoint` (the partner's base URL) overrides partner.endpoint in the database.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    endpoint: str | None = None
+    inbound_keys: dict[str, SecretStr] = {}
+    outbound_key_id: str | None = None
+    outbound_secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _strong_secrets(self) -> "FederationPartnerConfig":
+        secrets = [*self.inbound_keys.values(), *([self.outbound_secret] if self.outbound_secret else [])]
+        if any(len(s.get_secret_value().encode()) < FEDERATION_MIN_SECRET_BYTES for s in secrets):
+            raise ValueError(f"federation secrets must be {FEDERATION_MIN_SECRET_BYTES}+ bytes of random data")
+        if (self.outbound_key_id is None) != (self.outbound_secret is None):
+            raise ValueError("outbound_key_id and outbound_secret go together")
+        return self
+
+
+# --- end federation --------------------------------------------------------------------------------
 
 
 class Settings(BaseSettings):
@@ -82,6 +113,16 @@ class Settings(BaseSettings):
     dispatch_shortlist: int = 24
     aviation_speed_kmh: float = 220.0
     aviation_turnout_s: int = 900
+    # Federation (issue 6): who we are to partners, their keys and endpoints, and the outbox worker.
+    federation_sender_id: str = "jizhou"
+    federation_partners: dict[str, FederationPartnerConfig] = {}
+    federation_clock_skew_s: int = 300
+    federation_default_ttl_s: int = 72 * 3600
+    federation_http_timeout_s: float = 10.0
+    federation_retry_base_s: float = 2.0
+    federation_retry_max_s: float = 300.0
+    federation_worker_enabled: bool = True
+    federation_worker_poll_s: float = 5.0
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -99,6 +140,12 @@ class Settings(BaseSettings):
         secret = self.jwt_secret.get_secret_value()
         if self.environment == "production" and (secret == DEV_JWT_SECRET or len(secret) < 32):
             raise ValueError("JIZHOU_JWT_SECRET must be set to a random value of 32+ characters in production")
+        owners: dict[str, str] = {}
+        for partner_id, partner in self.federation_partners.items():
+            for key_id in partner.inbound_keys:
+                if key_id in owners:
+                    raise ValueError(f"federation key id {key_id!r} is used by {owners[key_id]} and {partner_id}")
+                owners[key_id] = partner_id
         return self
 
 

@@ -14,6 +14,9 @@ from app.db import create_engine, create_sessionmaker
 from app.depots.router import router as depots_router
 from app.dispatch.router import router as dispatch_router
 from app.errors import ServiceUnavailable, install_error_handlers
+from app.federation import api as federation_api
+from app.federation import router as federation_router
+from app.federation.outbox import OutboxWorker
 from app.helipads.router import router as helipads_router
 from app.incidents.router import router as incidents_router
 from app.logging import configure_logging
@@ -34,9 +37,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        # Federation: the outbox worker delivers queued messages to partners (woken after each commit).
+        worker = None
+        if settings.federation_worker_enabled:
+            worker = OutboxWorker(app.state.sessionmaker, settings)
+            app.state.federation_worker = worker
+            app.state.after_commit_hooks.append(worker.after_commit)
+            worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -62,7 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         helipads_router,
     ):
         api.include_router(router)
+    api.include_router(federation_api.router)  # federation, district side
     app.include_router(api)
+    federation_router.install(app)  # federation, partner side: /federation/v1 (signed)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
