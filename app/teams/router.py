@@ -131,7 +131,7 @@ async def report_positions(body: PositionBatch, session: SessionDep, principal: 
     fixes = []
     for p in body.positions:
         lon, lat = p.location.wgs84(p.coord_sys)
-        fixes.append(service.Fix(team_id=p.team_id, lon=lon, lat=lat, recorded_at=p.recorded_at))
+        fixes.append(service.Fix(team_id=p.team_id, lon=lon, lat=lat, recorded_at=service.fix_time(p.recorded_at)))
     outcome = await service.report_positions(session=session, fixes=fixes, principal=principal)
     results = [
         BatchPositionResult(team_id=f.team_id, applied=applied, reason=reason)

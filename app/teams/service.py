@@ -350,7 +350,7 @@ async def report_position(
         raise TeamNotFound(f"no team has the id {team_id}", details={"team_id": team_id})
     ensure_can_report_team(principal, [team_id], {team_id: team.township_code})
     lon, lat = location.wgs84(coord_sys)
-    at = recorded_at or datetime.now(UTC)
+    at = fix_time(recorded_at)
     moved = await session.scalar(
         update(Team)
         .where(Team.id == team_id, or_(Team.position_at.is_(None), Team.position_at < at))
@@ -371,6 +371,13 @@ async def report_position(
         data=_position_data(team_id, lon, lat, at),
     )
     return moved, True
+
+
+def fix_time(recorded_at: datetime | None) -> datetime:
+    """When a fix counts as taken: its own time, but never later than now. A device clock a little
+    ahead (the schemas allow a minute) must not make its fix outrank the correct ones that follow."""
+    now = datetime.now(UTC)
+    return now if recorded_at is None or recorded_at > now else recorded_at
 
 
 def _position_data(team_id: int, lon: float, lat: float, at: datetime) -> dict[str, Any]:

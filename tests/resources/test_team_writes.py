@@ -1,11 +1,12 @@
 """Teams: create, versioned edits and live positions, through the HTTP API."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.geo.coords import wgs84_to_gcj02
 from tests.resources.factories import (
@@ -233,6 +234,19 @@ async def test_a_position_is_applied_once_and_an_older_one_is_ignored(
     assert datetime.fromisoformat(event["data"]["recorded_at"]) == now
 
 
+async def test_a_little_clock_skew_is_tolerated(client: httpx.AsyncClient, auth: Auth) -> None:
+    team = await create(client, auth, "teams")
+    ahead = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
+    response = await client.post(
+        f"/api/v1/teams/{team['id']}/position",
+        json={"location": point(XIAYING_POINT), "recorded_at": ahead},
+        headers=auth("command"),
+    )
+    assert response.status_code == 200 and response.json()["applied"] is True
+    stored = datetime.fromisoformat(response.json()["properties"]["position_at"])
+    assert stored <= datetime.now(UTC), "a fix from a clock running ahead counts as taken now, not later"
+
+
 async def test_a_position_without_a_time_is_taken_as_received(client: httpx.AsyncClient, auth: Auth) -> None:
     team = await create(client, auth, "teams")
     response = await client.post(
@@ -249,16 +263,19 @@ async def test_a_position_without_a_time_is_taken_as_received(client: httpx.Asyn
 @pytest.mark.parametrize(
     "recorded_at",
     [
-        (datetime.now(UTC) + timedelta(minutes=5)).isoformat(),
-        (datetime.now(UTC) - timedelta(hours=25)).isoformat(),
+        timedelta(minutes=2),  # ahead of the server by more than the minute of clock skew allowed
+        timedelta(hours=-25),
         "2024-01-01T00:00:00",  # no UTC offset: ambiguous
         "yesterday",
         "9999-12-31T23:59:59Z",
+        "0001-01-01T00:00:00Z",
     ],
 )
 async def test_a_position_from_a_broken_clock_is_refused(
-    client: httpx.AsyncClient, auth: Auth, session: AsyncSession, recorded_at: str
+    client: httpx.AsyncClient, auth: Auth, session: AsyncSession, recorded_at: str | timedelta
 ) -> None:
+    if isinstance(recorded_at, timedelta):
+        recorded_at = (datetime.now(UTC) + recorded_at).isoformat()
     team = await create(client, auth, "teams")
     response = await client.post(
         f"/api/v1/teams/{team['id']}/position",
@@ -379,3 +396,28 @@ async def test_one_bad_fix_refuses_the_whole_batch(
     body = assert_error(response, 422, "validation_error")
     assert body["details"][0]["loc"][:3] == ["body", "positions", 1]
     assert await events(session, "team", team["id"], "team.position") == []
+
+
+async def test_a_batch_is_one_update_and_one_insert_whatever_its_size(
+    client: httpx.AsyncClient, auth: Auth, session: AsyncSession, engine: AsyncEngine
+) -> None:
+    ids = list(await session.scalars(text("SELECT id FROM team ORDER BY id")))
+    now = datetime.now(UTC)
+    fixes = [
+        {"team_id": team_id, "location": point([117.35, 40.0 + i / 1000]), "recorded_at": now.isoformat()}
+        for i, team_id in enumerate(ids)
+    ]
+    statements: list[str] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        response = await client.post("/api/v1/teams/positions", json=fixes, headers=auth("command"))
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", capture)
+    assert response.status_code == 200 and response.json()["applied"] == len(ids)
+    assert sum(s.startswith("WITH fix AS") and "UPDATE team" in s for s in statements) == 1
+    assert sum(s.startswith("INSERT INTO event") for s in statements) == 1
+    assert not any(s.startswith("UPDATE team") for s in statements), "no per-team UPDATE"
