@@ -29,7 +29,7 @@ from app.users.models import Role
 
 INT4_MAX = 2_147_483_647
 
-# ---------------------------------------------------------------------------------------------- text
+# ------------------------------------------------------------------------------------ text and edits
 
 
 def _clean_text(value: str) -> str:
@@ -43,8 +43,6 @@ CleanText = AfterValidator(_clean_text)
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}$")]
 TownshipCode = Annotated[str, StringConstraints(pattern=r"^\d{9}$")]
 Version = Annotated[int, Field(ge=1, le=INT4_MAX)]
-
-
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9+\-() ]{0,40}$")]
 
 
