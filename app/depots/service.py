@@ -4,16 +4,20 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import func, select, update
+from geoalchemy2.shape import to_shape
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import Principal
 from app.depots.models import Depot, DepotLevel, DepotStock, Item, LedgerKind, StockLedgerEntry
-from app.depots.schemas import StockLine
+from app.depots.schemas import DepotCreate, DepotPatch, StockLine
 from app.errors import AppError, BadRequest
+from app.events import service as event_service
 from app.geo.geojson import ListQuery
 from app.geo.queries import fetch_page, geodesic_distance, in_bbox, knn, point_value
 from app.upsert import UpsertResult, upsert_by_key
+from app.writes import changes, check_version, conditional_update, ensure_can_write, place_in_district
 
 
 async def list_depots(
@@ -62,6 +66,14 @@ class UnknownItem(AppError):
     code = "unknown_item"
 
 
+class DepotNotFound(AppError):
+    status_code = 404
+    code = "depot_not_found"
+
+    def __init__(self, depot_id: int) -> None:
+        super().__init__(f"no depot has the id {depot_id}", details={"depot_id": depot_id})
+
+
 async def record_movement(
     *,
     session: AsyncSession,
@@ -73,13 +85,42 @@ async def record_movement(
     actor: str,
     transfer_id: uuid.UUID | None = None,
 ) -> int:
-    """Apply one stock movement and append its ledger entry; returns the new level.
+    """Apply one stock movement and append its ledger entry; returns the new level."""
+    entry = await apply_movement(
+        session=session,
+        depot_id=depot_id,
+        item_code=item_code,
+        delta=delta,
+        kind=kind,
+        reason=reason,
+        actor=actor,
+        transfer_id=transfer_id,
+    )
+    return entry.balance_after
+
+
+async def apply_movement(
+    *,
+    session: AsyncSession,
+    depot_id: int,
+    item_code: str,
+    delta: int,
+    kind: LedgerKind,
+    reason: str,
+    actor: str,
+    transfer_id: uuid.UUID | None = None,
+) -> StockLedgerEntry:
+    """Apply one stock movement, append its ledger entry and its `depot.stock_changed` event.
 
     The level changes by a single conditional statement (row-locked), so concurrent issues from one
-    depot can never take it below zero, and the ledger entry records the balance it produced.
+    depot can never take it below zero, and the ledger entry records the balance it produced: the
+    level is always the sum of the ledger.
     """
     if delta == 0:
         raise BadRequest("a stock movement must change the quantity", code="zero_movement")
+    depot = (await session.execute(select(Depot.code, Depot.township_code).where(Depot.id == depot_id))).first()
+    if depot is None:
+        raise DepotNotFound(depot_id)
     if await session.scalar(select(Item.code).where(Item.code == item_code)) is None:
         raise UnknownItem(f"no item has the code {item_code}", details={"item": item_code})
     if delta > 0:
@@ -105,8 +146,9 @@ async def record_movement(
                 f"depot {depot_id} holds {available or 0} of item {item_code}; {-delta} were asked for",
                 details={"depot_id": depot_id, "item": item_code, "available": available or 0, "requested": -delta},
             )
-    session.add(
-        StockLedgerEntry(
+    entry: StockLedgerEntry = await session.scalar(  # type: ignore[assignment]
+        insert(StockLedgerEntry)
+        .values(
             depot_id=depot_id,
             item_code=item_code,
             delta=delta,
@@ -116,9 +158,28 @@ async def record_movement(
             actor=actor,
             transfer_id=transfer_id,
         )
+        .returning(StockLedgerEntry)
     )
-    await session.flush()
-    return int(balance)  # type: ignore[arg-type]
+    await event_service.record(
+        session=session,
+        topic="depot.stock_changed",
+        subject_type="depot",
+        subject_id=depot_id,
+        actor=actor,
+        township=depot.township_code,
+        data={
+            "depot_id": depot_id,
+            "depot_code": depot.code,
+            "item": item_code,
+            "delta": delta,
+            "balance": entry.balance_after,
+            "kind": LedgerKind(kind).value,
+            "ledger_id": entry.id,
+            "transfer_id": str(transfer_id) if transfer_id else None,
+            "reason": reason,
+        },
+    )
+    return entry
 
 
 async def ledger_totals(*, session: AsyncSession, actor: str | None = None) -> dict[tuple[int, str], int]:
@@ -157,3 +218,242 @@ async def nearest_holding(
         stmt = stmt.where(Depot.id.in_(holding))
     rows = await session.execute(stmt)
     return sorted(((d, float(dist)) for d, dist in rows), key=lambda pair: pair[1])
+
+
+# ---------------------------------------------------------------------------------------- writes
+
+
+class DuplicateCode(AppError):
+    status_code = 409
+    code = "duplicate_code"
+
+
+class EmptyPatch(AppError):
+    status_code = 422
+    code = "empty_patch"
+
+    def __init__(self) -> None:
+        super().__init__("the edit changes nothing: send at least one field besides the version")
+
+
+class UnknownDepot(AppError):
+    """A depot named in the body (not the path) that does not exist."""
+
+    status_code = 422
+    code = "unknown_depot"
+
+
+class SameDepot(AppError):
+    status_code = 422
+    code = "same_depot"
+
+
+def _point(value: Any) -> list[float]:
+    shape = to_shape(value)
+    return [round(shape.x, 7), round(shape.y, 7)]
+
+
+def depot_snapshot(depot: Depot) -> dict[str, Any]:
+    return {
+        "code": depot.code,
+        "name": depot.name,
+        "name_en": depot.name_en,
+        "level": DepotLevel(depot.level).value,
+        "township": depot.township_code,
+        "location": _point(depot.location),
+    }
+
+
+async def create_depot(*, session: AsyncSession, data: DepotCreate, principal: Principal) -> Depot:
+    """A new, empty depot in the township holding its point (scope-checked)."""
+    place = await place_in_district(
+        session=session, point=data.location, coord_sys=data.coord_sys, claimed_township=data.township
+    )
+    ensure_can_write(principal, place.township)
+    depot: Depot | None = await session.scalar(
+        pg_insert(Depot)
+        .values(
+            code=data.code,
+            name=data.name,
+            name_en=data.name_en,
+            level=data.level,
+            location=place.wkt,
+            township_code=place.township,
+        )
+        .on_conflict_do_nothing(index_elements=[Depot.code])
+        .returning(Depot)
+    )
+    if depot is None:
+        raise DuplicateCode(f"a depot with the code {data.code} exists already", details={"code": data.code})
+    await event_service.record(
+        session=session,
+        topic="depot.created",
+        subject_type="depot",
+        subject_id=depot.id,
+        actor=principal.actor,
+        township=depot.township_code,
+        data={"depot_id": depot.id, "version": depot.version, **depot_snapshot(depot)},
+    )
+    return depot
+
+
+async def _writable_depot(*, session: AsyncSession, depot_id: int, principal: Principal) -> Depot:
+    depot = await session.get(Depot, depot_id, populate_existing=True)
+    if depot is None:
+        raise DepotNotFound(depot_id)
+    ensure_can_write(principal, depot.township_code)
+    return depot
+
+
+async def update_depot(
+    *, session: AsyncSession, depot_id: int, patch: DepotPatch, expected_version: int, principal: Principal
+) -> Depot:
+    """Edit a depot's own fields made against `expected_version` (else 409)."""
+    fields = patch.given()
+    if not fields:
+        raise EmptyPatch()
+    depot = await _writable_depot(session=session, depot_id=depot_id, principal=principal)
+    check_version("depot", depot_id, current=depot.version, expected=expected_version)
+    before = depot_snapshot(depot)
+    values: dict[str, Any] = {}
+    wanted = dict(before)
+    for name in ("name", "name_en"):
+        if name in fields:
+            values[name] = wanted[name] = fields[name]
+    if "level" in fields:
+        values["level"] = fields["level"]
+        wanted["level"] = fields["level"].value
+    if "location" in fields:
+        place = await place_in_district(session=session, point=fields["location"], coord_sys=patch.coord_sys)
+        ensure_can_write(principal, place.township)
+        values["location"] = place.wkt
+        values["township_code"] = wanted["township"] = place.township
+        wanted["location"] = [round(place.lon, 7), round(place.lat, 7)]
+    if not changes(before, wanted):
+        return depot
+    updated: Depot = await conditional_update(
+        session,
+        Depot,
+        subject="depot",
+        subject_id=depot_id,
+        expected=expected_version,
+        values={**values, "updated_at": func.now()},
+    )
+    await event_service.record(
+        session=session,
+        topic="depot.updated",
+        subject_type="depot",
+        subject_id=updated.id,
+        actor=principal.actor,
+        township=updated.township_code,
+        data={
+            "depot_id": updated.id,
+            "code": updated.code,
+            "version": updated.version,
+            "changes": changes(before, depot_snapshot(updated)),
+            "township_from": before["township"],
+        },
+    )
+    return updated
+
+
+async def move_stock(
+    *,
+    session: AsyncSession,
+    depot_id: int,
+    item_code: str,
+    delta: int,
+    kind: LedgerKind,
+    reason: str,
+    principal: Principal,
+) -> StockLedgerEntry:
+    """A receipt, issue or adjustment at one depot, by a caller allowed to write its township."""
+    depot = await session.get(Depot, depot_id)
+    if depot is None:
+        raise DepotNotFound(depot_id)
+    ensure_can_write(principal, depot.township_code)
+    return await apply_movement(
+        session=session,
+        depot_id=depot_id,
+        item_code=item_code,
+        delta=delta,
+        kind=kind,
+        reason=reason,
+        actor=principal.actor,
+    )
+
+
+async def transfer_stock(
+    *,
+    session: AsyncSession,
+    from_depot_id: int,
+    to_depot_id: int,
+    item_code: str,
+    quantity: int,
+    reason: str,
+    principal: Principal,
+) -> tuple[uuid.UUID, list[StockLedgerEntry]]:
+    """Move stock between two depots: an issue and a receipt sharing a transfer id, both or neither.
+
+    Both stock rows are locked first, in depot-id order, so two transfers in opposite directions
+    wait for each other instead of deadlocking. If the source lacks the stock, InsufficientStock
+    rolls the whole request back (the session commits only after the route returns).
+    """
+    if from_depot_id == to_depot_id:
+        raise SameDepot("a transfer needs two different depots", details={"depot_id": from_depot_id})
+    found = await session.execute(
+        select(Depot.id, Depot.township_code).where(Depot.id.in_([from_depot_id, to_depot_id]))
+    )
+    townships: dict[int, str | None] = dict(found.all())
+    if from_depot_id not in townships:
+        raise DepotNotFound(from_depot_id)
+    if to_depot_id not in townships:
+        raise UnknownDepot(f"no depot has the id {to_depot_id}", details={"to_depot_id": to_depot_id})
+    # Both ends change, so the caller must be allowed to write both townships.
+    ensure_can_write(principal, townships[from_depot_id], townships[to_depot_id])
+    await session.execute(
+        select(DepotStock.depot_id)
+        .where(DepotStock.depot_id.in_([from_depot_id, to_depot_id]), DepotStock.item_code == item_code)
+        .order_by(DepotStock.depot_id)
+        .with_for_update()
+    )
+    transfer_id = uuid.uuid4()
+    legs = []
+    for depot_id, delta in ((from_depot_id, -quantity), (to_depot_id, quantity)):
+        legs.append(
+            await apply_movement(
+                session=session,
+                depot_id=depot_id,
+                item_code=item_code,
+                delta=delta,
+                kind=LedgerKind.TRANSFER,
+                reason=reason,
+                actor=principal.actor,
+                transfer_id=transfer_id,
+            )
+        )
+    return transfer_id, legs
+
+
+async def ledger_page(
+    *,
+    session: AsyncSession,
+    depot_id: int,
+    item: str | None = None,
+    kind: LedgerKind | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> tuple[list[StockLedgerEntry], bool]:
+    """A depot's ledger, newest first; (entries, whether older ones remain). Paged by id (a keyset,
+    so entries appended meanwhile neither shift nor repeat the pages)."""
+    if await session.scalar(select(Depot.id).where(Depot.id == depot_id)) is None:
+        raise DepotNotFound(depot_id)
+    stmt = select(StockLedgerEntry).where(StockLedgerEntry.depot_id == depot_id)
+    if item is not None:
+        stmt = stmt.where(StockLedgerEntry.item_code == item)
+    if kind is not None:
+        stmt = stmt.where(StockLedgerEntry.kind == kind)
+    if before_id is not None:
+        stmt = stmt.where(StockLedgerEntry.id < before_id)
+    rows = list(await session.scalars(stmt.order_by(StockLedgerEntry.id.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit

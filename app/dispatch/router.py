@@ -124,8 +124,13 @@ async def change_team_status(
         session=session, principal=principal, team_id=team_id, to=data.to, note=data.note
     )
     if data.location is not None:
-        team = await team_service.report_position(
-            session=session, team=team, lon_lat=data.location.wgs84(data.coord_sys), actor=principal.actor
+        team, _ = await team_service.report_position(
+            session=session,
+            team_id=team.id,
+            location=data.location,
+            coord_sys=data.coord_sys,
+            recorded_at=None,
+            principal=principal,
         )
     response.headers["ETag"] = f'"{team.version}"'
     return team_feature(team, coord_sys)

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.events.models import Event
 
 SESSION_WROTE_EVENTS = "wrote_events"
+_ROWS_PER_INSERT = 2000
 
 
 def _row(
@@ -55,21 +56,22 @@ async def record_many(*, session: AsyncSession, events: list[dict[str, Any]]) ->
     """Append several events (dicts with the keyword arguments of `record`) in one statement."""
     if not events:
         return
-    await session.execute(
-        insert(Event),
-        [
-            _row(
-                e["topic"],
-                e["subject_type"],
-                e["subject_id"],
-                e["actor"],
-                e.get("data", {}),
-                e.get("township"),
-                e.get("exercise", False),
-            )
-            for e in events
-        ],
-    )
+    rows = [
+        _row(
+            e["topic"],
+            e["subject_type"],
+            e["subject_id"],
+            e["actor"],
+            e.get("data", {}),
+            e.get("township"),
+            e.get("exercise", False),
+        )
+        for e in events
+    ]
+    # One multi-row INSERT per chunk (an executemany would be one statement per event on asyncpg);
+    # chunks keep the bind parameters under PostgreSQL's 32767.
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        await session.execute(insert(Event).values(rows[start : start + _ROWS_PER_INSERT]))
     session.info[SESSION_WROTE_EVENTS] = True
 
 

@@ -2,14 +2,15 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 from shapely.geometry import Polygon as ShapelyPolygon
 
 from app.geo.coords import CoordSys, to_wgs84
 from app.geo.geojson import Latitude, Longitude, point_wkt
 
-# JSON numbers only: NaN and Infinity are refused (allow_inf_nan=False in Longitude/Latitude).
-Position = tuple[Longitude, Latitude]
+# JSON numbers only: NaN and Infinity are refused (allow_inf_nan=False in Longitude/Latitude), and so
+# are strings and booleans (strict): `true` would otherwise become 1.0 and "117.4" slip through.
+Position = tuple[Annotated[Longitude, Strict()], Annotated[Latitude, Strict()]]
 
 
 class PointIn(BaseModel):

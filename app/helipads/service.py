@@ -2,13 +2,20 @@
 
 from typing import Any
 
-from sqlalchemy import select
+from geoalchemy2.shape import to_shape
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import Principal
+from app.errors import AppError
+from app.events import service as event_service
 from app.geo.geojson import ListQuery
 from app.geo.queries import fetch_page, geodesic_distance, in_bbox, knn, point_value
 from app.helipads.models import Helipad, HelipadKind, HelipadStatus
+from app.helipads.schemas import HelipadCreate, HelipadPatch
 from app.upsert import UpsertResult, upsert_by_key
+from app.writes import changes, check_version, conditional_update, ensure_can_write, place_in_district
 
 
 async def list_helipads(
@@ -48,3 +55,131 @@ async def nearest_helipads(
         stmt = stmt.where(Helipad.kind == kind)
     rows = await session.execute(stmt)
     return sorted(((h, float(d)) for h, d in rows), key=lambda pair: pair[1])
+
+
+# ---------------------------------------------------------------------------------------- writes
+
+
+class HelipadNotFound(AppError):
+    status_code = 404
+    code = "helipad_not_found"
+
+    def __init__(self, helipad_id: int) -> None:
+        super().__init__(f"no helipad has the id {helipad_id}", details={"helipad_id": helipad_id})
+
+
+class DuplicateCode(AppError):
+    status_code = 409
+    code = "duplicate_code"
+
+
+class EmptyPatch(AppError):
+    status_code = 422
+    code = "empty_patch"
+
+    def __init__(self) -> None:
+        super().__init__("the edit changes nothing: send at least one field besides the version")
+
+
+def helipad_snapshot(helipad: Helipad) -> dict[str, Any]:
+    shape = to_shape(helipad.location)
+    return {
+        "code": helipad.code,
+        "name": helipad.name,
+        "name_en": helipad.name_en,
+        "kind": HelipadKind(helipad.kind).value,
+        "status": HelipadStatus(helipad.status).value,
+        "township": helipad.township_code,
+        "location": [round(shape.x, 7), round(shape.y, 7)],
+    }
+
+
+async def create_helipad(*, session: AsyncSession, data: HelipadCreate, principal: Principal) -> Helipad:
+    """A new helipad in the township holding its point (scope-checked)."""
+    place = await place_in_district(
+        session=session, point=data.location, coord_sys=data.coord_sys, claimed_township=data.township
+    )
+    ensure_can_write(principal, place.township)
+    helipad: Helipad | None = await session.scalar(
+        pg_insert(Helipad)
+        .values(
+            code=data.code,
+            name=data.name,
+            name_en=data.name_en,
+            kind=data.kind,
+            status=data.status,
+            location=place.wkt,
+            township_code=place.township,
+        )
+        .on_conflict_do_nothing(index_elements=[Helipad.code])
+        .returning(Helipad)
+    )
+    if helipad is None:
+        raise DuplicateCode(f"a helipad with the code {data.code} exists already", details={"code": data.code})
+    await event_service.record(
+        session=session,
+        topic="helipad.created",
+        subject_type="helipad",
+        subject_id=helipad.id,
+        actor=principal.actor,
+        township=helipad.township_code,
+        data={"helipad_id": helipad.id, "version": helipad.version, **helipad_snapshot(helipad)},
+    )
+    return helipad
+
+
+async def update_helipad(
+    *, session: AsyncSession, helipad_id: int, patch: HelipadPatch, expected_version: int, principal: Principal
+) -> Helipad:
+    """Edit a helipad (including usable/unusable) made against `expected_version` (else 409)."""
+    fields = patch.given()
+    if not fields:
+        raise EmptyPatch()
+    helipad = await session.get(Helipad, helipad_id, populate_existing=True)
+    if helipad is None:
+        raise HelipadNotFound(helipad_id)
+    ensure_can_write(principal, helipad.township_code)
+    check_version("helipad", helipad_id, current=helipad.version, expected=expected_version)
+    before = helipad_snapshot(helipad)
+    values: dict[str, Any] = {}
+    wanted = dict(before)
+    for name in ("name", "name_en"):
+        if name in fields:
+            values[name] = wanted[name] = fields[name]
+    for name in ("kind", "status"):
+        if name in fields:
+            values[name] = fields[name]
+            wanted[name] = fields[name].value
+    if "location" in fields:
+        place = await place_in_district(session=session, point=fields["location"], coord_sys=patch.coord_sys)
+        ensure_can_write(principal, place.township)
+        values["location"] = place.wkt
+        values["township_code"] = wanted["township"] = place.township
+        wanted["location"] = [round(place.lon, 7), round(place.lat, 7)]
+    if not changes(before, wanted):
+        return helipad
+    updated: Helipad = await conditional_update(
+        session,
+        Helipad,
+        subject="helipad",
+        subject_id=helipad_id,
+        expected=expected_version,
+        values={**values, "updated_at": func.now()},
+    )
+    await event_service.record(
+        session=session,
+        topic="helipad.updated",
+        subject_type="helipad",
+        subject_id=updated.id,
+        actor=principal.actor,
+        township=updated.township_code,
+        data={
+            "helipad_id": updated.id,
+            "code": updated.code,
+            "status": HelipadStatus(updated.status).value,
+            "version": updated.version,
+            "changes": changes(before, helipad_snapshot(updated)),
+            "township_from": before["township"],
+        },
+    )
+    return updated

@@ -2,13 +2,20 @@
 
 from typing import Any
 
-from sqlalchemy import select
+from geoalchemy2.shape import to_shape
+from sqlalchemy import and_, case, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import Principal
+from app.errors import AppError
+from app.events import service as event_service
 from app.geo.geojson import ListQuery
 from app.geo.queries import fetch_page, geodesic_distance, in_bbox, knn, point_value
 from app.shelters.models import Shelter, ShelterLevel, ShelterStatus
+from app.shelters.schemas import ShelterCreate, ShelterPatch
 from app.upsert import UpsertResult, upsert_by_key
+from app.writes import changes, check_version, conditional_update, ensure_can_write, place_in_district
 
 
 async def list_shelters(
@@ -60,3 +67,314 @@ async def nearest_shelters(*, session: AsyncSession, lon: float, lat: float, k: 
         select(Shelter, geodesic_distance(Shelter.location, point)).order_by(knn(Shelter.location, point)).limit(k)
     )
     return sorted(((s, float(d)) for s, d in rows), key=lambda pair: pair[1])
+
+
+# ---------------------------------------------------------------------------------------- writes
+
+
+class ShelterNotFound(AppError):
+    status_code = 404
+    code = "shelter_not_found"
+
+    def __init__(self, shelter_id: int) -> None:
+        super().__init__(f"no shelter has the id {shelter_id}", details={"shelter_id": shelter_id})
+
+
+class DuplicateCode(AppError):
+    status_code = 409
+    code = "duplicate_code"
+
+
+class EmptyPatch(AppError):
+    status_code = 422
+    code = "empty_patch"
+
+    def __init__(self) -> None:
+        super().__init__("the edit changes nothing: send at least one field besides the version")
+
+
+class ShelterFull(AppError):
+    status_code = 409
+    code = "shelter_full"
+
+
+class ShelterClosed(AppError):
+    status_code = 409
+    code = "shelter_closed"
+
+
+class OccupancyBelowZero(AppError):
+    status_code = 409
+    code = "occupancy_below_zero"
+
+
+class OccupancyAboveCapacity(AppError):
+    status_code = 422
+    code = "occupancy_above_capacity"
+
+
+class StatusConflict(AppError):
+    status_code = 422
+    code = "shelter_status_conflict"
+
+
+def _free(shelter: Shelter) -> dict[str, Any]:
+    return {
+        "shelter_id": shelter.id,
+        "status": ShelterStatus(shelter.status).value,
+        "capacity": shelter.capacity,
+        "occupancy": shelter.occupancy,
+        "free_places": max(0, shelter.capacity - shelter.occupancy),
+    }
+
+
+def _status_after(new_occupancy: Any, new_capacity: Any) -> Any:
+    """The status a shelter takes when its occupancy or capacity changes (and nobody sets one).
+
+    In an UPDATE's SET the bare columns are the values before the change:
+    - closed stays closed, and a standby shelter stays on standby unless people arrive;
+    - no free places left: full;
+    - full, but declared so by an operator while places were still free: stays full until someone
+      reopens it (check-outs must not reopen a shelter closed for reasons the count does not see);
+    - otherwise open (arrivals open a standby shelter; a full one reopens when places free up).
+    """
+    status = Shelter.__table__.c.status
+
+    def value(s: ShelterStatus) -> Any:
+        return literal(s, type_=status.type)
+
+    return case(
+        (Shelter.status == ShelterStatus.CLOSED, Shelter.status),
+        (and_(Shelter.status == ShelterStatus.STANDBY, new_occupancy <= Shelter.occupancy), Shelter.status),
+        (new_occupancy >= new_capacity, value(ShelterStatus.FULL)),
+        (and_(Shelter.status == ShelterStatus.FULL, Shelter.occupancy < Shelter.capacity), Shelter.status),
+        else_=value(ShelterStatus.OPEN),
+    )
+
+
+def _point(value: Any) -> list[float]:
+    shape = to_shape(value)
+    return [round(shape.x, 7), round(shape.y, 7)]
+
+
+def shelter_snapshot(shelter: Shelter) -> dict[str, Any]:
+    return {
+        "code": shelter.code,
+        "name": shelter.name,
+        "level": ShelterLevel(shelter.level).value,
+        "site_type": shelter.site_type,
+        "capacity": shelter.capacity,
+        "occupancy": shelter.occupancy,
+        "area_m2": shelter.area_m2,
+        "status": ShelterStatus(shelter.status).value,
+        "address": shelter.address,
+        "township": shelter.township_code,
+        "location": _point(shelter.location),
+    }
+
+
+async def create_shelter(*, session: AsyncSession, data: ShelterCreate, principal: Principal) -> Shelter:
+    """A new shelter, on standby and empty, in the township holding its point (scope-checked)."""
+    place = await place_in_district(
+        session=session, point=data.location, coord_sys=data.coord_sys, claimed_township=data.township
+    )
+    ensure_can_write(principal, place.township)
+    shelter: Shelter | None = await session.scalar(
+        pg_insert(Shelter)
+        .values(
+            code=data.code,
+            name=data.name,
+            level=data.level,
+            site_type=data.site_type,
+            capacity=data.capacity,
+            occupancy=0,
+            area_m2=data.area_m2,
+            status=ShelterStatus.STANDBY,
+            address=data.address,
+            location=place.wkt,
+            township_code=place.township,
+        )
+        .on_conflict_do_nothing(index_elements=[Shelter.code])
+        .returning(Shelter)
+    )
+    if shelter is None:
+        raise DuplicateCode(f"a shelter with the code {data.code} exists already", details={"code": data.code})
+    await event_service.record(
+        session=session,
+        topic="shelter.created",
+        subject_type="shelter",
+        subject_id=shelter.id,
+        actor=principal.actor,
+        township=shelter.township_code,
+        data={"shelter_id": shelter.id, "version": shelter.version, **shelter_snapshot(shelter)},
+    )
+    return shelter
+
+
+async def _writable_shelter(
+    *, session: AsyncSession, shelter_id: int, principal: Principal, lock: bool = False
+) -> Shelter:
+    shelter = await session.get(Shelter, shelter_id, populate_existing=True, with_for_update=lock or None)
+    if shelter is None:
+        raise ShelterNotFound(shelter_id)
+    ensure_can_write(principal, shelter.township_code)
+    return shelter
+
+
+async def update_shelter(
+    *, session: AsyncSession, shelter_id: int, patch: ShelterPatch, expected_version: int, principal: Principal
+) -> Shelter:
+    """Edit a shelter made against `expected_version` (else 409), including status and occupancy.
+
+    Occupancy never exceeds capacity (422). Without an explicit status, a change of occupancy or
+    capacity moves the status by the rule of `_status_after`; an explicit `open` needs free places.
+    """
+    fields = patch.given()
+    if not fields:
+        raise EmptyPatch()
+    shelter = await _writable_shelter(session=session, shelter_id=shelter_id, principal=principal)
+    check_version("shelter", shelter_id, current=shelter.version, expected=expected_version)
+    before = shelter_snapshot(shelter)
+    values: dict[str, Any] = {}
+    wanted = dict(before)
+    for name in ("name", "site_type", "capacity", "area_m2", "address", "occupancy"):
+        if name in fields:
+            values[name] = wanted[name] = fields[name]
+    for name in ("level", "status"):
+        if name in fields:
+            values[name] = fields[name]
+            wanted[name] = fields[name].value
+    if "location" in fields:
+        place = await place_in_district(session=session, point=fields["location"], coord_sys=patch.coord_sys)
+        ensure_can_write(principal, place.township)
+        values["location"] = place.wkt
+        values["township_code"] = wanted["township"] = place.township
+        wanted["location"] = [round(place.lon, 7), round(place.lat, 7)]
+    occupancy, capacity = wanted["occupancy"], wanted["capacity"]
+    if occupancy > capacity:
+        raise OccupancyAboveCapacity(
+            f"occupancy {occupancy} would exceed the capacity {capacity}",
+            details={"occupancy": occupancy, "capacity": capacity},
+        )
+    if "status" in fields and fields["status"] is ShelterStatus.OPEN and occupancy >= capacity:
+        raise StatusConflict(
+            "a shelter without free places cannot be open (it is full)",
+            details={"occupancy": occupancy, "capacity": capacity},
+        )
+    if not changes(before, wanted):
+        return shelter
+    if "status" not in fields and (occupancy != before["occupancy"] or capacity != before["capacity"]):
+        values["status"] = _status_after(literal(occupancy), literal(capacity))
+    updated: Shelter = await conditional_update(
+        session,
+        Shelter,
+        subject="shelter",
+        subject_id=shelter_id,
+        expected=expected_version,
+        values={**values, "updated_at": func.now()},
+    )
+    await event_service.record(
+        session=session,
+        topic="shelter.updated",
+        subject_type="shelter",
+        subject_id=updated.id,
+        actor=principal.actor,
+        township=updated.township_code,
+        data={
+            **_free(updated),
+            "code": updated.code,
+            "version": updated.version,
+            "changes": changes(before, shelter_snapshot(updated)),
+            "township_from": before["township"],
+        },
+    )
+    return updated
+
+
+async def change_occupancy(
+    *,
+    session: AsyncSession,
+    shelter_id: int,
+    principal: Principal,
+    delta: int | None = None,
+    occupancy: int | None = None,
+) -> Shelter:
+    """Check people in (delta > 0) or out (delta < 0), or set a head count (`occupancy`).
+
+    One conditional UPDATE decides, on the row as it is when written: check-ins only into a standby
+    or open shelter and only up to its capacity (409 `shelter_full` with the free places otherwise),
+    so concurrent check-ins can never overfill it; check-outs never below zero. A head count is a
+    correction and may be given in any status, up to the capacity (422 above it). Each change bumps
+    the version (a PATCH of the occupancy made before it must not overwrite it) and moves the status
+    as `_status_after` says.
+    """
+    shelter = await _writable_shelter(session=session, shelter_id=shelter_id, principal=principal, lock=True)
+    before = _free(shelter)
+    conditions: list[Any]
+    if delta is not None:
+        new_occupancy: Any = Shelter.occupancy + delta
+        conditions = (
+            [Shelter.status.in_([ShelterStatus.STANDBY, ShelterStatus.OPEN]), new_occupancy <= Shelter.capacity]
+            if delta > 0
+            else [new_occupancy >= 0]
+        )
+    else:
+        assert occupancy is not None
+        new_occupancy = literal(occupancy)
+        conditions = [new_occupancy <= Shelter.capacity, Shelter.occupancy != occupancy]
+    updated: Shelter | None = await session.scalar(
+        update(Shelter)
+        .where(Shelter.id == shelter_id, *conditions)
+        .values(
+            occupancy=new_occupancy,
+            status=_status_after(new_occupancy, Shelter.capacity),
+            version=Shelter.version + 1,
+            updated_at=func.now(),
+        )
+        .returning(Shelter)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    if updated is None:
+        return _refusal(shelter, delta=delta, occupancy=occupancy)
+    after = _free(updated)
+    await event_service.record(
+        session=session,
+        topic="shelter.occupancy_changed",
+        subject_type="shelter",
+        subject_id=updated.id,
+        actor=principal.actor,
+        township=updated.township_code,
+        data={
+            **after,
+            "code": updated.code,
+            "delta": after["occupancy"] - before["occupancy"],
+            "status_from": before["status"],
+            "version": updated.version,
+        },
+    )
+    return updated
+
+
+def _refusal(shelter: Shelter, *, delta: int | None, occupancy: int | None) -> Shelter:
+    """Why the conditional UPDATE wrote nothing (the row is locked, so `shelter` is its state)."""
+    state = _free(shelter)
+    if occupancy is not None:
+        if occupancy == shelter.occupancy:
+            return shelter  # the count is what it was: nothing to write
+        raise OccupancyAboveCapacity(
+            f"shelter {shelter.id} holds at most {shelter.capacity} people", details={**state, "requested": occupancy}
+        )
+    assert delta is not None
+    if delta < 0:
+        raise OccupancyBelowZero(
+            f"shelter {shelter.id} holds {shelter.occupancy} people; {-delta} cannot leave",
+            details={**state, "requested": delta},
+        )
+    if shelter.status is ShelterStatus.CLOSED:
+        raise ShelterClosed(f"shelter {shelter.id} is closed", details={**state, "requested": delta})
+    raise ShelterFull(
+        f"shelter {shelter.id} has {state['free_places']} free places; {delta} were asked for"
+        if shelter.status is not ShelterStatus.FULL or state["free_places"] == 0
+        else f"shelter {shelter.id} has been declared full",
+        details={**state, "requested": delta},
+    )

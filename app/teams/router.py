@@ -1,8 +1,8 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from app.auth import CurrentPrincipal
+from app.auth import CurrentPrincipal, Principal, Writer, require_roles
 from app.db import SessionDep
 from app.errors import NotFound
 from app.geo.coords import CoordSys
@@ -10,7 +10,20 @@ from app.geo.geojson import GeoJSONResponse, ListQuery, OutCoordSys, collection,
 from app.params import IdPath
 from app.teams import service
 from app.teams.models import Capability, Team, TeamKind, TeamStatus
-from app.teams.schemas import TeamCollection, TeamFeature, TeamProperties
+from app.teams.schemas import (
+    BatchPositionResult,
+    BatchResult,
+    PositionBatch,
+    PositionIn,
+    PositionResult,
+    TeamCollection,
+    TeamCreate,
+    TeamFeature,
+    TeamPatch,
+    TeamProperties,
+)
+from app.users.models import Role
+from app.writes import expected_version, if_match_header, set_etag
 
 router = APIRouter(prefix="/teams", tags=["teams"])
 
@@ -60,8 +73,91 @@ async def list_teams(
 
 
 @router.get("/{team_id}", response_model=TeamFeature, response_class=GeoJSONResponse)
-async def get_team(team_id: IdPath, session: SessionDep, _: CurrentPrincipal, coord_sys: OutCoordSys) -> TeamFeature:
+async def get_team(
+    team_id: IdPath, response: Response, session: SessionDep, _: CurrentPrincipal, coord_sys: OutCoordSys
+) -> TeamFeature:
     team = await service.get_team(session=session, team_id=team_id)
     if team is None:
         raise NotFound(f"no team has the id {team_id}", code="team_not_found")
+    set_etag(response, team.version)
     return to_feature(team, coord_sys)
+
+
+# Who may report positions: command, township centers (their own township's teams) and responders
+# (their own team only); the per-team rule is app.writes.ensure_can_report_team.
+Reporter = Annotated[Principal, require_roles(Role.COMMAND, Role.TOWNSHIP, Role.RESPONDER)]
+IfMatch = Annotated[int | None, Depends(if_match_header)]
+
+
+@router.post("", status_code=201, response_model=TeamFeature, response_class=GeoJSONResponse)
+async def create_team(
+    body: TeamCreate, response: Response, session: SessionDep, principal: Writer, coord_sys: OutCoordSys
+) -> TeamFeature:
+    """Register a team at its base. The township is the one holding the base (a township center
+    may create teams of its own township only); the code must be new (409 `duplicate_code`)."""
+    team = await service.create_team(session=session, data=body, principal=principal)
+    set_etag(response, team.version)
+    response.headers["Location"] = f"/api/v1/teams/{team.id}"
+    return to_feature(team, coord_sys)
+
+
+@router.patch("/{team_id}", response_model=TeamFeature, response_class=GeoJSONResponse)
+async def update_team(
+    team_id: IdPath,
+    body: TeamPatch,
+    response: Response,
+    session: SessionDep,
+    principal: Writer,
+    if_match: IfMatch,
+    coord_sys: OutCoordSys,
+) -> TeamFeature:
+    """Edit a team made against a known version (If-Match or `version`): a stale one gets 409
+    `version_conflict` with the current version. Status changes go through dispatch."""
+    team = await service.update_team(
+        session=session,
+        team_id=team_id,
+        patch=body,
+        expected_version=expected_version(if_match, body.version),
+        principal=principal,
+    )
+    set_etag(response, team.version)
+    return to_feature(team, coord_sys)
+
+
+@router.post("/positions", response_model=BatchResult)
+async def report_positions(body: PositionBatch, session: SessionDep, principal: Reporter) -> BatchResult:
+    """Up to 500 fixes in one transaction. Per team the newest fix is applied when it is newer than
+    the stored position; an unknown team or one out of the caller's scope refuses the whole batch."""
+    fixes = []
+    for p in body.positions:
+        lon, lat = p.location.wgs84(p.coord_sys)
+        fixes.append(service.Fix(team_id=p.team_id, lon=lon, lat=lat, recorded_at=service.fix_time(p.recorded_at)))
+    outcome = await service.report_positions(session=session, fixes=fixes, principal=principal)
+    results = [
+        BatchPositionResult(team_id=f.team_id, applied=applied, reason=reason)
+        for f, (applied, reason) in zip(fixes, outcome, strict=True)
+    ]
+    return BatchResult(received=len(results), applied=sum(r.applied for r in results), results=results)
+
+
+@router.post("/{team_id}/position", response_model=PositionResult, response_class=GeoJSONResponse)
+async def report_position(
+    team_id: IdPath,
+    body: PositionIn,
+    response: Response,
+    session: SessionDep,
+    principal: Reporter,
+    coord_sys: OutCoordSys,
+) -> PositionResult:
+    """A team's live position. Last writer by the time of the fix: an older fix than the stored one
+    is answered 200 with `applied: false` and changes nothing."""
+    team, applied = await service.report_position(
+        session=session,
+        team_id=team_id,
+        location=body.location,
+        coord_sys=body.coord_sys,
+        recorded_at=body.recorded_at,
+        principal=principal,
+    )
+    set_etag(response, team.version)
+    return PositionResult(**to_feature(team, coord_sys).model_dump(), applied=applied)

@@ -1,19 +1,33 @@
 """Rescue teams: where they are, what they can do and whether they are free."""
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from geoalchemy2 import Geometry
-from sqlalchemy import and_, case, cast, func, not_, select, union_all, update
+from geoalchemy2.shape import to_shape
+from sqlalchemy import and_, case, cast, func, not_, or_, select, text, union_all, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth import Principal
 from app.errors import AppError
 from app.events import service as event_service
+from app.geo.coords import CoordSys
 from app.geo.geojson import ListQuery, point_wkt
+from app.geo.input import PointIn
 from app.geo.queries import fetch_page, geodesic_distance, in_bbox, knn, point_value
 from app.teams.models import Team, TeamKind, TeamStatus
+from app.teams.schemas import TeamCreate, TeamPatch
 from app.upsert import UpsertResult, upsert_by_key
+from app.writes import (
+    changes,
+    check_version,
+    conditional_update,
+    ensure_can_report_team,
+    ensure_can_write,
+    place_in_district,
+)
 
 
 async def list_teams(
@@ -258,24 +272,288 @@ async def distances_to(
     return {team_id: float(distance) for team_id, distance in rows}
 
 
-async def report_position(*, session: AsyncSession, team: Team, lon_lat: tuple[float, float], actor: str) -> Team:
-    """Record where the team is now (as reported with a status change), with its event."""
-    lon, lat = lon_lat
-    updated = await session.scalar(
+# ---------------------------------------------------------------------------------------- writes
+
+
+class DuplicateCode(AppError):
+    status_code = 409
+    code = "duplicate_code"
+
+
+class EmptyPatch(AppError):
+    status_code = 422
+    code = "empty_patch"
+
+    def __init__(self) -> None:
+        super().__init__("the edit changes nothing: send at least one field besides the version")
+
+
+class UnknownTeams(AppError):
+    status_code = 422
+    code = "unknown_team"
+
+
+def _point(value: Any) -> list[float] | None:
+    if value is None:
+        return None
+    shape = to_shape(value)
+    return [round(shape.x, 7), round(shape.y, 7)]
+
+
+def team_snapshot(team: Team) -> dict[str, Any]:
+    """The editable state of a team as plain JSON (what created/updated events carry)."""
+    return {
+        "code": team.code,
+        "name": team.name,
+        "name_en": team.name_en,
+        "kind": TeamKind(team.kind).value,
+        "capabilities": list(team.capabilities),
+        "headcount": team.headcount,
+        "township": team.township_code,
+        "base": _point(team.base),
+        "shareable": team.shareable,
+        "phone": team.phone,
+    }
+
+
+async def create_team(*, session: AsyncSession, data: TeamCreate, principal: Principal) -> Team:
+    """A new team at its base; the township is the one holding the base (scope-checked)."""
+    place = await place_in_district(
+        session=session, point=data.base, coord_sys=data.coord_sys, claimed_township=data.township
+    )
+    ensure_can_write(principal, place.township)
+    # ON CONFLICT DO NOTHING: a taken code is a 409, not an aborted transaction (and no race between
+    # a lookup and the insert).
+    team: Team | None = await session.scalar(
+        pg_insert(Team)
+        .values(
+            code=data.code,
+            name=data.name,
+            name_en=data.name_en,
+            kind=data.kind,
+            capabilities=[c.value for c in data.capabilities],
+            headcount=data.headcount,
+            township_code=place.township,
+            base=place.wkt,
+            shareable=data.shareable,
+            phone=data.phone,
+        )
+        .on_conflict_do_nothing(index_elements=[Team.code])
+        .returning(Team)
+    )
+    if team is None:
+        raise DuplicateCode(f"a team with the code {data.code} exists already", details={"code": data.code})
+    await event_service.record(
+        session=session,
+        topic="team.created",
+        subject_type="team",
+        subject_id=team.id,
+        actor=principal.actor,
+        township=team.township_code,
+        data=team_event_data(team, **team_snapshot(team)),
+    )
+    return team
+
+
+async def _writable_team(*, session: AsyncSession, team_id: int, principal: Principal) -> Team:
+    team = await session.get(Team, team_id, populate_existing=True)
+    if team is None:
+        raise TeamNotFound(f"no team has the id {team_id}", details={"team_id": team_id})
+    ensure_can_write(principal, team.township_code)
+    return team
+
+
+async def update_team(
+    *, session: AsyncSession, team_id: int, patch: TeamPatch, expected_version: int, principal: Principal
+) -> Team:
+    """Change a team's editable fields, only if it is still at `expected_version` (else 409).
+
+    An edit that changes nothing writes nothing (no version bump, no event).
+    """
+    fields = patch.given()
+    if not fields:
+        raise EmptyPatch()
+    team = await _writable_team(session=session, team_id=team_id, principal=principal)
+    check_version("team", team_id, current=team.version, expected=expected_version)
+    before = team_snapshot(team)
+    # `values` go to the UPDATE; `wanted` is the snapshot they would produce (to skip no-op edits).
+    values: dict[str, Any] = {}
+    wanted = dict(before)
+    for name in ("name", "name_en", "headcount", "shareable", "phone"):
+        if name in fields:
+            values[name] = wanted[name] = fields[name]
+    if "kind" in fields:
+        values["kind"] = fields["kind"]
+        wanted["kind"] = fields["kind"].value
+    if "capabilities" in fields:
+        values["capabilities"] = wanted["capabilities"] = [c.value for c in fields["capabilities"]]
+    if "base" in fields:
+        place = await place_in_district(session=session, point=fields["base"], coord_sys=patch.coord_sys)
+        # Moving a team into another township needs the right to write there too.
+        ensure_can_write(principal, place.township)
+        values["base"] = place.wkt
+        values["township_code"] = wanted["township"] = place.township
+        wanted["base"] = [round(place.lon, 7), round(place.lat, 7)]
+    if not changes(before, wanted):
+        return team
+    updated: Team = await conditional_update(
+        session,
+        Team,
+        subject="team",
+        subject_id=team_id,
+        expected=expected_version,
+        values={**values, "updated_at": func.now()},
+    )
+    after = team_snapshot(updated)
+    await event_service.record(
+        session=session,
+        topic="team.updated",
+        subject_type="team",
+        subject_id=updated.id,
+        actor=principal.actor,
+        township=updated.township_code,
+        data=team_event_data(updated, changes=changes(before, after), township_from=before["township"]),
+    )
+    return updated
+
+
+async def report_position(
+    *,
+    session: AsyncSession,
+    team_id: int,
+    location: PointIn,
+    coord_sys: CoordSys,
+    recorded_at: datetime | None,
+    principal: Principal,
+) -> tuple[Team, bool]:
+    """Set a team's live position if this fix is newer than the stored one; (team, applied).
+
+    Last writer by the time of the fix, not of arrival: a late, older fix is ignored (no event). The
+    live position is telemetry, not an edit, so it needs no version and bumps none.
+    """
+    team = await session.get(Team, team_id)
+    if team is None:
+        raise TeamNotFound(f"no team has the id {team_id}", details={"team_id": team_id})
+    ensure_can_report_team(principal, [team_id], {team_id: team.township_code})
+    lon, lat = location.wgs84(coord_sys)
+    at = fix_time(recorded_at)
+    moved = await session.scalar(
         update(Team)
-        .where(Team.id == team.id)
-        .values(position=point_wkt(lon, lat), position_at=func.now())
+        .where(Team.id == team_id, or_(Team.position_at.is_(None), Team.position_at < at))
+        .values(position=point_wkt(lon, lat), position_at=at)
         .returning(Team)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
-    assert updated is not None
+    if moved is None:
+        await session.refresh(team)
+        return team, False
     await event_service.record(
         session=session,
         topic="team.position",
         subject_type="team",
-        subject_id=team.id,
-        actor=actor,
-        township=team.township_code,
-        data={"team_id": team.id, "lon": lon, "lat": lat},
+        subject_id=team_id,
+        actor=principal.actor,
+        township=moved.township_code,
+        data=_position_data(team_id, lon, lat, at),
     )
-    return updated
+    return moved, True
+
+
+def fix_time(recorded_at: datetime | None) -> datetime:
+    """When a fix counts as taken: its own time, but never later than now. A device clock a little
+    ahead (the schemas allow a minute) must not make its fix outrank the correct ones that follow."""
+    now = datetime.now(UTC)
+    return now if recorded_at is None or recorded_at > now else recorded_at
+
+
+def _position_data(team_id: int, lon: float, lat: float, at: datetime) -> dict[str, Any]:
+    return {"team_id": team_id, "lon": round(lon, 7), "lat": round(lat, 7), "recorded_at": at.isoformat()}
+
+
+# One statement applies the whole batch: the newest fix per team, only where it is newer than the
+# stored one. DISTINCT ON first, because UPDATE ... FROM with several source rows for one target row
+# would apply an arbitrary one of them.
+_APPLY_POSITIONS = text(
+    """
+    WITH fix AS (
+        SELECT * FROM unnest(
+            CAST(:idx AS integer[]), CAST(:team_id AS bigint[]), CAST(:lon AS float8[]),
+            CAST(:lat AS float8[]), CAST(:recorded_at AS timestamptz[])
+        ) AS f(idx, team_id, lon, lat, recorded_at)
+    ),
+    newest AS (
+        SELECT DISTINCT ON (team_id) idx, team_id, lon, lat, recorded_at
+        FROM fix ORDER BY team_id, recorded_at DESC, idx DESC
+    )
+    UPDATE team AS t
+    SET position = CAST(ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326) AS geography),
+        position_at = n.recorded_at,
+        updated_at = now()
+    FROM newest AS n
+    WHERE t.id = n.team_id AND (t.position_at IS NULL OR t.position_at < n.recorded_at)
+    RETURNING n.idx, t.id, t.township_code
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    team_id: int
+    lon: float
+    lat: float
+    recorded_at: datetime
+
+
+async def report_positions(
+    *, session: AsyncSession, fixes: list[Fix], principal: Principal
+) -> list[tuple[bool, str | None]]:
+    """Apply a batch of fixes in one transaction: (applied, reason-if-not) per fix, in input order.
+
+    All or nothing on errors: an unknown team or one the caller may not report refuses the batch.
+    """
+    ids = sorted({f.team_id for f in fixes})
+    found = await session.execute(select(Team.id, Team.township_code).where(Team.id.in_(ids)))
+    townships: dict[int, str | None] = dict(found.all())
+    unknown = [i for i in ids if i not in townships]
+    if unknown:
+        raise UnknownTeams(
+            f"no team has the id {unknown[0]}" + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""),
+            details={"team_ids": unknown},
+        )
+    ensure_can_report_team(principal, ids, townships)
+    rows = await session.execute(
+        _APPLY_POSITIONS,
+        {
+            "idx": list(range(len(fixes))),
+            "team_id": [f.team_id for f in fixes],
+            "lon": [f.lon for f in fixes],
+            "lat": [f.lat for f in fixes],
+            "recorded_at": [f.recorded_at for f in fixes],
+        },
+    )
+    applied = {idx: (team_id, township) for idx, team_id, township in rows}
+    await event_service.record_many(
+        session=session,
+        events=[
+            {
+                "topic": "team.position",
+                "subject_type": "team",
+                "subject_id": team_id,
+                "actor": principal.actor,
+                "township": township,
+                "data": _position_data(team_id, fixes[idx].lon, fixes[idx].lat, fixes[idx].recorded_at),
+            }
+            for idx, (team_id, township) in sorted(applied.items())
+        ],
+    )
+    newest_in_batch: dict[int, int] = {}
+    for idx, f in enumerate(fixes):
+        best = newest_in_batch.get(f.team_id)
+        if best is None or (f.recorded_at, idx) >= (fixes[best].recorded_at, best):
+            newest_in_batch[f.team_id] = idx
+    return [
+        (True, None)
+        if idx in applied
+        else (False, "older_than_stored" if newest_in_batch[f.team_id] == idx else "superseded_in_batch")
+        for idx, f in enumerate(fixes)
+    ]
