@@ -23,6 +23,7 @@ from app.logging import configure_logging
 from app.middleware import BodyGuard
 from app.ratelimit import RateLimiter
 from app.shelters.router import router as shelters_router
+from app.teams.router import gateway_router as positions_router
 from app.teams.router import router as teams_router
 from app.townships.router import router as townships_router
 from app.users.router import router as auth_router
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         shelters_router,
         depots_router,
         helipads_router,
+        positions_router,
     ):
         api.include_router(router)
     api.include_router(federation_api.router)  # federation, district side

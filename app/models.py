@@ -9,7 +9,7 @@ from app.helipads.models import Helipad
 from app.incidents.models import Incident, IncidentCodeCounter
 from app.partners.models import Partner
 from app.shelters.models import Shelter
-from app.teams.models import Team
+from app.teams.models import Team, TeamTrackPoint
 from app.townships.models import Township
 from app.users.models import User
 
@@ -32,6 +32,7 @@ __all__ = [
     "Shelter",
     "StockLedgerEntry",
     "Team",
+    "TeamTrackPoint",
     "Township",
     "User",
 ]

@@ -2,7 +2,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -80,3 +80,19 @@ class Team(TimestampMixin, Base):
     shareable: Mapped[bool] = mapped_column(default=False, server_default="false")
     phone: Mapped[str] = mapped_column(String(40), default="", server_default="")
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+
+class TeamTrackPoint(Base):
+    """Every fix a team reported, in the order it was recorded (late fixes still belong to the track).
+
+    (team_id, recorded_at) is unique: a fix sent twice is stored once.
+    """
+
+    __tablename__ = "team_track"
+    __table_args__ = (UniqueConstraint("team_id", "recorded_at", name="uq_team_track_fix"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"))
+    recorded_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    position: Mapped[Any] = point_column()

@@ -1,12 +1,26 @@
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import AwareDatetime, BaseModel
 
 from app.auth import CurrentPrincipal, Principal, Writer, require_roles
 from app.db import SessionDep
-from app.errors import NotFound
+from app.errors import Forbidden, NotFound
 from app.geo.coords import CoordSys
-from app.geo.geojson import GeoJSONResponse, ListQuery, OutCoordSys, collection, list_query, lon_lat, point_geometry
+from app.geo.geojson import (
+    Feature,
+    FeatureCollection,
+    GeoJSONResponse,
+    Link,
+    ListQuery,
+    OutCoordSys,
+    PointGeometry,
+    collection,
+    list_query,
+    lon_lat,
+    point_geometry,
+)
 from app.params import IdPath
 from app.teams import service
 from app.teams.models import Capability, Team, TeamKind, TeamStatus
@@ -26,6 +40,8 @@ from app.users.models import Role
 from app.writes import expected_version, if_match_header, set_etag
 
 router = APIRouter(prefix="/teams", tags=["teams"])
+# A gateway posts many teams' fixes at /api/v1/positions (same handler as /teams/positions).
+gateway_router = APIRouter(tags=["teams"])
 
 
 def to_feature(team: Team, coord_sys: CoordSys) -> TeamFeature:
@@ -124,6 +140,7 @@ async def update_team(
     return to_feature(team, coord_sys)
 
 
+@gateway_router.post("/positions", response_model=BatchResult)
 @router.post("/positions", response_model=BatchResult)
 async def report_positions(body: PositionBatch, session: SessionDep, principal: Reporter) -> BatchResult:
     """Up to 500 fixes in one transaction. Per team the newest fix is applied when it is newer than
@@ -161,3 +178,45 @@ async def report_position(
     )
     set_etag(response, team.version)
     return PositionResult(**to_feature(team, coord_sys).model_dump(), applied=applied)
+
+
+class TrackPointProperties(BaseModel):
+    team: int
+    recorded_at: datetime
+    received_at: datetime
+
+
+TrackCollection = FeatureCollection[PointGeometry, TrackPointProperties]
+
+
+@router.get("/{team_id}/track", response_model=TrackCollection, response_class=GeoJSONResponse)
+async def team_track(
+    request: Request,
+    team_id: IdPath,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    coord_sys: OutCoordSys,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> TrackCollection:
+    """Where the team has been: its fixes in recorded order (a responder sees its own team's only)."""
+    if principal.role is Role.RESPONDER and principal.team_id != team_id:
+        raise Forbidden("a responder reads only its own team's track", code="out_of_scope")
+    if await service.get_team(session=session, team_id=team_id) is None:
+        raise NotFound(f"no team has the id {team_id}", code="team_not_found")
+    points = await service.track(session=session, team_id=team_id, since=since, until=until, limit=limit)
+    features = [
+        Feature[PointGeometry, TrackPointProperties](
+            id=p.id,
+            geometry=point_geometry(p.position, coord_sys),
+            properties=TrackPointProperties(team=team_id, recorded_at=p.recorded_at, received_at=p.received_at),
+        )
+        for p in points
+    ]
+    return TrackCollection(
+        features=features,
+        numberMatched=len(features),
+        numberReturned=len(features),
+        links=[Link(href=str(request.url), rel="self")],
+    )

@@ -17,7 +17,7 @@ from app.geo.coords import CoordSys
 from app.geo.geojson import ListQuery, point_wkt
 from app.geo.input import PointIn
 from app.geo.queries import fetch_page, geodesic_distance, in_bbox, knn, point_value
-from app.teams.models import Team, TeamKind, TeamStatus
+from app.teams.models import Team, TeamKind, TeamStatus, TeamTrackPoint
 from app.teams.schemas import TeamCreate, TeamPatch
 from app.upsert import UpsertResult, upsert_by_key
 from app.writes import (
@@ -437,6 +437,11 @@ async def report_position(
     ensure_can_report_team(principal, [team_id], {team_id: team.township_code})
     lon, lat = location.wgs84(coord_sys)
     at = fix_time(recorded_at)
+    await session.execute(
+        pg_insert(TeamTrackPoint)
+        .values(team_id=team_id, recorded_at=at, position=point_wkt(lon, lat))
+        .on_conflict_do_nothing(constraint="uq_team_track_fix")
+    )
     moved = await session.scalar(
         update(Team)
         .where(Team.id == team_id, or_(Team.position_at.is_(None), Team.position_at < at))
@@ -480,6 +485,12 @@ _APPLY_POSITIONS = text(
             CAST(:idx AS integer[]), CAST(:team_id AS bigint[]), CAST(:lon AS float8[]),
             CAST(:lat AS float8[]), CAST(:recorded_at AS timestamptz[])
         ) AS f(idx, team_id, lon, lat, recorded_at)
+    ),
+    track AS (
+        -- Every fix joins the track, late ones too; a fix sent twice is kept once.
+        INSERT INTO team_track (team_id, recorded_at, position)
+        SELECT team_id, recorded_at, CAST(ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geography) FROM fix
+        ON CONFLICT (team_id, recorded_at) DO NOTHING
     ),
     newest AS (
         SELECT DISTINCT ON (team_id) idx, team_id, lon, lat, recorded_at
@@ -557,3 +568,16 @@ async def report_positions(
         else (False, "older_than_stored" if newest_in_batch[f.team_id] == idx else "superseded_in_batch")
         for idx, f in enumerate(fixes)
     ]
+
+
+async def track(
+    *, session: AsyncSession, team_id: int, since: datetime | None, until: datetime | None, limit: int
+) -> list[TeamTrackPoint]:
+    """The team's fixes in recorded order (the latest `limit` of the window)."""
+    stmt = select(TeamTrackPoint).where(TeamTrackPoint.team_id == team_id)
+    if since is not None:
+        stmt = stmt.where(TeamTrackPoint.recorded_at >= since)
+    if until is not None:
+        stmt = stmt.where(TeamTrackPoint.recorded_at < until)
+    rows = list(await session.scalars(stmt.order_by(TeamTrackPoint.recorded_at.desc()).limit(limit)))
+    return rows[::-1]
