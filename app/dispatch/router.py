@@ -2,7 +2,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.auth import CurrentPrincipal, Writer
+from app.auth import CurrentPrincipal, Principal, Writer, require_roles
 from app.db import SessionDep
 from app.dispatch import service
 from app.dispatch.schemas import (
@@ -29,6 +29,9 @@ from app.teams.schemas import TeamFeature
 from app.users.models import Role
 
 router = APIRouter(tags=["dispatch"])
+
+# Who may move a team through its lifecycle: command, the township of the team, the team's own responders.
+StatusReporter = Annotated[Principal, require_roles(Role.COMMAND, Role.TOWNSHIP, Role.RESPONDER)]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no or bad token"},
@@ -113,13 +116,11 @@ async def change_team_status(
     team_id: IdPath,
     data: TeamStatusRequest,
     session: SessionDep,
-    principal: CurrentPrincipal,
+    principal: StatusReporter,
     response: Response,
     coord_sys: OutCoordSys,
 ) -> TeamFeature:
     """From the responder's phone: en_route, on_scene, returning, available, out_of_service."""
-    if principal.role is Role.VIEWER:
-        raise BadRequest("a viewer cannot change anything", code="role_not_allowed", status_code=403)
     team = await service.change_team_status(
         session=session, principal=principal, team_id=team_id, to=data.to, note=data.note
     )
