@@ -42,6 +42,24 @@ class Settings(BaseSettings):
     page_default_limit: int = 100
     page_max_limit: int = 1000
 
+    # Live feed (app/live/, docs/asyncapi.yaml).
+    # Events a socket may have waiting; past it the client is closed as a slow consumer (4408).
+    live_queue_size: int = Field(default=1000, ge=2)
+    live_ping_interval_s: float = Field(default=20.0, gt=0)
+    live_pong_timeout_s: float = Field(default=10.0, gt=0)
+    # The table poll that catches events whose wake-up NOTIFY was lost or never sent (CLI, SQL).
+    live_poll_interval_s: float = Field(default=0.5, gt=0)
+    # At most one wake-up NOTIFY per process in this window.
+    live_notify_coalesce_ms: int = Field(default=10, ge=0)
+    # A missing seq is taken as rolled back once every transaction that could hold it has ended and
+    # it has been missing this long; past live_gap_timeout_s it is skipped regardless (see app/live/watermark.py).
+    live_gap_grace_s: float = Field(default=0.5, ge=0)
+    live_gap_timeout_s: float = Field(default=30.0, gt=0)
+    live_replay_batch: int = Field(default=500, ge=1)
+    # Audit needs keep events this long; the hub deletes older ones every event_prune_interval_s.
+    event_retention_days: int = Field(default=400, ge=1)
+    event_prune_interval_s: float = Field(default=3600.0, gt=0)
+
     @property
     def sqlalchemy_url(self) -> str:
         """The libpq URL turned into SQLAlchemy's asyncpg form."""
