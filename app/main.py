@@ -14,6 +14,8 @@ from app.db import create_engine, create_sessionmaker
 from app.depots.router import router as depots_router
 from app.errors import ServiceUnavailable, install_error_handlers
 from app.helipads.router import router as helipads_router
+from app.live.hub import run_live_hub
+from app.live.router import router as live_router
 from app.logging import configure_logging
 from app.middleware import BodyGuard
 from app.shelters.router import router as shelters_router
@@ -32,7 +34,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         try:
-            yield
+            # The live feed's hub (app/live/hub.py): app.state.live_hub, and its after-commit wake-up.
+            async with run_live_hub(app):
+                yield
         finally:
             await engine.dispose()
 
@@ -49,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(prefix="/api/v1")
     for router in (auth_router, townships_router, teams_router, shelters_router, depots_router, helipads_router):
         api.include_router(router)
+    api.include_router(live_router)  # websocket /api/v1/live
     app.include_router(api)
 
     @app.get("/healthz", tags=["ops"])
