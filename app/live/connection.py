@@ -242,9 +242,11 @@ class LiveSocket:
         while True:
             await asyncio.sleep(settings.live_ping_interval_s)
             self._pong.clear()
-            await self._send(PING)
             try:
-                await asyncio.wait_for(self._pong.wait(), settings.live_pong_timeout_s)
+                # The deadline covers the ping's own sending: a socket too backed up to take it is as good as dead.
+                async with asyncio.timeout(settings.live_pong_timeout_s):
+                    await self._send(PING)
+                    await self._pong.wait()
             except TimeoutError:
                 self.close(
                     CloseCode.HEARTBEAT_TIMEOUT,

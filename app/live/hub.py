@@ -353,10 +353,10 @@ class LiveHub:
             self._given_up.append((lo, hi, now + wm.late_watch_s))
         if self._given_up:
             self._given_up = [g for g in self._given_up if g[2] > now]
-        self._publish(step.ready, late=False)
+        await self._publish(step.ready, late=False)
         if step.late:
             log.warning("live_late_events", seqs=[e.seq for e in step.late])
-            self._publish(step.late, late=True)
+            await self._publish(step.late, late=True)
         if wm.pending:
             async with self._conn_lock:
                 running = await conn.fetchval(ACTIVITY_SQL, timeout=QUERY_TIMEOUT_S)
@@ -369,13 +369,18 @@ class LiveHub:
             self.ready.set()
         return limit > 0 and fresh >= limit
 
-    def _publish(self, events: list[FeedEvent], *, late: bool) -> None:
-        for event in events:
-            if (event.subject_type, event.subject_id) == event_service.RETENTION_SUBJECT:
-                self.pruned_through = max(self.pruned_through, int(event.data.get("through_seq", 0)))
-            for subscriber in list(self._subscribers):
-                if not subscriber.offer(event, late=late):
-                    self._subscribers.discard(subscriber)
+    async def _publish(self, events: list[FeedEvent], *, late: bool) -> None:
+        """Hand events to every subscriber, in chunks of half a queue with a pause between: a gap that held many
+        events back releases them at once, and a healthy socket must get to drain one chunk before the next."""
+        for start in range(0, len(events), self._chunk):
+            if start:
+                await asyncio.sleep(0)
+            for event in events[start : start + self._chunk]:
+                if (event.subject_type, event.subject_id) == event_service.RETENTION_SUBJECT:
+                    self.pruned_through = max(self.pruned_through, int(event.data.get("through_seq", 0)))
+                for subscriber in list(self._subscribers):
+                    if not subscriber.offer(event, late=late):
+                        self._subscribers.discard(subscriber)
 
     # -- retention ---------------------------------------------------------------------------------------
 
