@@ -51,8 +51,9 @@ class Settings(BaseSettings):
     live_poll_interval_s: float = Field(default=0.5, gt=0)
     # At most one wake-up NOTIFY per process in this window.
     live_notify_coalesce_ms: int = Field(default=10, ge=0)
-    # A missing seq is taken as rolled back once every transaction that could hold it has ended and
-    # it has been missing this long; past live_gap_timeout_s it is skipped regardless (see app/live/watermark.py).
+    # A missing seq is taken as rolled back once every transaction that was writing to the event table when it
+    # went missing has ended, and at least live_gap_grace_s has passed; past live_gap_timeout_s it is given up
+    # regardless, and delivered late if it commits after all (see app/live/watermark.py).
     live_gap_grace_s: float = Field(default=0.5, ge=0)
     live_gap_timeout_s: float = Field(default=30.0, gt=0)
     live_replay_batch: int = Field(default=500, ge=1)

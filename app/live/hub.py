@@ -60,20 +60,18 @@ UNION ALL
 (SELECT seq, topic, ts, township_code, subject_type, subject_id, actor, exercise, data::text AS data
  FROM event JOIN unnest($3::bigint[], $4::bigint[]) AS w(lo, hi) ON seq BETWEEN w.lo AND w.hi)
 """
-# The transactions that could still commit an event row (see watermark.py): client backends of this
-# database in a transaction, keyed by pid and transaction start (pid and xid when the start is hidden
-# from this role), and prepared transactions.
-ACTIVITY_SQL = """
-SELECT coalesce(array_agg(k), '{}') FROM (
-    SELECT pid::text || '/' || coalesce(
-        (extract(epoch FROM xact_start) * 1000000)::bigint::text, 'xid' || backend_xid::text) AS k
-    FROM pg_stat_activity
-    WHERE datname = current_database() AND pid <> pg_backend_pid()
-      AND (backend_type = 'client backend' OR backend_type IS NULL)
-      AND (xact_start IS NOT NULL OR backend_xid IS NOT NULL)
-    UNION ALL
-    SELECT 'prepared/' || transaction::text FROM pg_prepared_xacts WHERE database = current_database()
-) AS running
+# The transactions that could still commit an event row (see watermark.py): those holding a write lock on the
+# event table. An INSERT takes it when the statement is planned, before its column default draws the seq, and
+# keeps it to the end of the transaction; readers (a pg_dump, a report) take only AccessShareLock. pg_locks is
+# readable by every role and shows fast-path locks; virtualtransaction names one transaction of one backend
+# (prepared transactions included).
+WRITERS_SQL = """
+SELECT coalesce(array_agg(DISTINCT virtualtransaction), '{}')
+FROM pg_locks
+WHERE locktype = 'relation' AND granted AND pid IS DISTINCT FROM pg_backend_pid()
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND relation = 'event'::regclass
+  AND mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
 """
 
 
@@ -148,7 +146,7 @@ class LiveHub:
         self.ready = asyncio.Event()
         self.pruned_through = 0
         self._wm: Watermark[FeedEvent] | None = None
-        self._alive: frozenset[str] | None = None
+        self._writers: frozenset[str] | None = None  # the last snapshot of WRITERS_SQL
         self._given_up: list[tuple[int, int, float]] = []  # (lo, hi, until): for replays to recognize late seqs
         self._subscribers: set[Subscriber] = set()
         self._sockets: set[CloseCallback] = set()
@@ -294,7 +292,7 @@ class LiveHub:
             await self._load_state()
             self._conn = conn
             self._connected = True
-            self._alive = None
+            self._writers = None
             log.info("live_listener_connected", watermark=self.max_seen)
             self._wake.set()  # catch up at once with whatever was committed while disconnected
             while True:
@@ -346,7 +344,7 @@ class LiveHub:
             )
         fresh = sum(1 for row in rows if row["seq"] > wm.max_seen)
         now = self._loop.time()
-        step = wm.advance([(row["seq"], _from_record(row)) for row in rows], now=now, alive=self._alive)
+        step = wm.advance([(row["seq"], _from_record(row)) for row in rows], now=now, alive=self._writers)
         for lo, hi in step.given_up:
             # A transaction held an event open longer than the gap timeout: delivery moved on without it.
             log.error("live_gap_given_up", first_seq=lo, last_seq=hi, after_s=self.settings.live_gap_timeout_s)
@@ -359,11 +357,11 @@ class LiveHub:
             await self._publish(step.late, late=True)
         if wm.pending:
             async with self._conn_lock:
-                running = await conn.fetchval(ACTIVITY_SQL, timeout=QUERY_TIMEOUT_S)
-            self._alive = frozenset(running)
-            wm.capture(self._alive)
+                writers = await conn.fetchval(WRITERS_SQL, timeout=QUERY_TIMEOUT_S)
+            self._writers = frozenset(writers)
+            wm.capture(self._writers)
         else:
-            self._alive = None
+            self._writers = None
         if wm.settled and not self.ready.is_set():
             log.info("live_feed_ready", watermark=wm.value)
             self.ready.set()

@@ -6,17 +6,16 @@ pass a seq that may still commit. The watermark is the highest seq such that eve
 been delivered or is known never to commit.
 
 A missing seq (a gap: a higher seq is visible, this one is not) is known never to commit when
-  1. every transaction that could hold it has ended. Right after the read that shows the gap, the hub
-     records the transactions in progress on the database (`capture`; pg_stat_activity: pid and
-     transaction start, or pid and xid where the role may not see the start; and prepared transactions).
-     The holder of the missing seq drew it before the higher seq committed, so before that read: it is
-     among them or had already ended. Once a later snapshot shows none of them running, a read taken after
-     that snapshot shows the row if it committed; if it does not, it never will; and
-  2. it has been missing at least `grace_s`: defence in depth for the instant between nextval and the
-     row's insert, when a transaction has no xid yet and its start is hidden from the hub's role.
-A gap still open after `timeout_s` is given up regardless, because a transaction held open that long
-would otherwise stall every screen. If one of its candidates may still be running, the seq stays watched
-for `late_watch_s`; should it commit after all, it is delivered late (flagged) rather than lost.
+  1. every transaction that could hold it has ended. Right after the read that shows the gap, the hub records
+     the transactions writing to the event table (`capture`: those holding a write lock on it, which an INSERT
+     takes before its column default draws the seq and keeps until the transaction ends). The holder of the
+     missing seq drew it before the higher seq committed, so before that read: it is among them, or had
+     already ended. Once a later snapshot shows none of them still running, a read taken after that snapshot
+     shows the row if it committed; if it does not, it never will (a rollback, or a crash); and
+  2. it has been missing at least `grace_s` (defence in depth; nothing known needs it).
+A gap still open after `timeout_s` is given up regardless, because a transaction held open that long would
+otherwise stall every screen. If one of its candidates may still be running, the seq stays watched for
+`late_watch_s`; should it commit after all, it is delivered late (flagged) rather than lost.
 
 The hub calls, each cycle: `advance(rows read after the previous snapshot, alive=that snapshot)`, then,
 while `pending`, takes a new snapshot of the running transactions and `capture`s it.

@@ -64,6 +64,23 @@ async def hold_open(url: str, seconds: float, *, commit: bool) -> int:
 
 
 @contextlib.asynccontextmanager
+async def bystanders(url: str) -> AsyncIterator[None]:
+    """Long transactions that cannot hold an event seq: a read-only one (like pg_dump's) and a writer of another
+    table. Neither may hold back the feed's rolled-back gaps."""
+    reader, other_writer = await db_connect(url), await db_connect(url)
+    try:
+        await reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM event")
+        await other_writer.execute(
+            "BEGIN; UPDATE shelter SET occupancy = occupancy WHERE id = (SELECT min(id) FROM shelter)"
+        )
+        yield
+    finally:
+        for conn in (reader, other_writer):
+            await conn.execute("ROLLBACK")
+            await conn.close()
+
+
+@contextlib.asynccontextmanager
 async def writers(url: str, count: int) -> AsyncIterator[asyncio.Event]:
     stop = asyncio.Event()
     tasks = [asyncio.create_task(churn(url, stop, seed=i)) for i in range(count)]
@@ -77,26 +94,29 @@ async def writers(url: str, count: int) -> AsyncIterator[asyncio.Event]:
 async def test_concurrent_out_of_order_writers_reach_the_client_in_order_without_gaps(
     committed_db: CommittedDb, start_server: StartServer, open_feed: OpenFeed
 ) -> None:
-    # A long gap timeout: rolled-back seqs must be recognized by their transactions ending, not by waiting it out.
+    # A long gap timeout: rolled-back seqs must be recognized by their transactions ending, not by waiting it out,
+    # even while long transactions that write no event run alongside.
     server = await start_server(committed_db.url, JIZHOU_LIVE_GAP_TIMEOUT_S="120")
     conn = await db_connect(committed_db.url)
     try:
         start = await newest_seq(conn)
         feed = await open_feed(server, "command", since=start)
-        async with writers(committed_db.url, 12):
-            slow_commit = asyncio.create_task(hold_open(committed_db.url, 2.0, commit=True))
-            slow_rollback = asyncio.create_task(hold_open(committed_db.url, 2.5, commit=False))
-            via_service = await record_events(
-                committed_db.url,
-                [
-                    {"topic": "incident.created", "subject_type": "incident", "subject_id": "7", "data": {"n": i}}
-                    for i in range(5)
-                ],
-            )
-            late_seq, rolled_back_seq = await slow_commit, await slow_rollback
-            await asyncio.sleep(0.5)
-        expected = await committed_seqs(conn, start)
-        await feed.wait_seq(expected[-1], within=30)
+        async with bystanders(committed_db.url):
+            async with writers(committed_db.url, 12):
+                slow_commit = asyncio.create_task(hold_open(committed_db.url, 2.0, commit=True))
+                slow_rollback = asyncio.create_task(hold_open(committed_db.url, 2.5, commit=False))
+                via_service = await record_events(
+                    committed_db.url,
+                    [
+                        {"topic": "incident.created", "subject_type": "incident", "subject_id": "7", "data": {"n": i}}
+                        for i in range(5)
+                    ],
+                )
+                late_seq, rolled_back_seq = await slow_commit, await slow_rollback
+                await asyncio.sleep(0.5)
+            expected = await committed_seqs(conn, start)
+            # Caught up while the bystanders still run.
+            await feed.wait_seq(expected[-1], within=30)
         assert feed.seqs == expected, "every committed event once, in seq order"
         assert late_seq in feed.seqs and rolled_back_seq not in feed.seqs
         assert set(via_service) <= set(feed.seqs)
