@@ -13,7 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 
 class CloseCode(IntEnum):
-    """Why the server closed the socket. The reason text starts with the lower_snake name."""
+    """Why the server closed the socket. The reason text starts with the lower_snake name.
+
+    Under uvicorn, the server itself closes every socket with 1012 (service restart) when told to stop, before
+    the application's shutdown (and its 1001) runs; clients treat both alike: reconnect with since.
+    """
 
     SERVER_SHUTDOWN = 1001  # going away: reconnect (to another process) with since
     DATABASE_UNAVAILABLE = 1013  # try again later, with since
@@ -24,10 +28,6 @@ class CloseCode(IntEnum):
     SLOW_CONSUMER = 4408  # the client did not keep up: resume with since
     HEARTBEAT_TIMEOUT = 4410  # no pong to a ping in time
 
-
-# uvicorn closes every socket with 1012 (service restart) when the process is told to stop, before the
-# application's shutdown runs; clients treat it like 1001.
-UVICORN_SHUTDOWN = 1012
 
 MAX_REASON_BYTES = 123  # RFC 6455: a close frame's reason fits in 123 bytes
 

@@ -125,6 +125,31 @@ async def test_concurrent_out_of_order_writers_reach_the_client_in_order_without
         await conn.close()
 
 
+async def test_a_transaction_open_past_the_gap_timeout_is_passed_over_then_delivered_late(
+    committed_db: CommittedDb, start_server: StartServer, open_feed: OpenFeed
+) -> None:
+    server = await start_server(committed_db.url, JIZHOU_LIVE_GAP_TIMEOUT_S="1")
+    conn = await db_connect(committed_db.url)
+    try:
+        start = await newest_seq(conn)
+        feed = await open_feed(server, "command", since=start)
+        stuck = asyncio.create_task(hold_open(committed_db.url, 4.0, commit=True))
+        await asyncio.sleep(0.5)
+        after = await insert_events(conn, 3)
+        await feed.wait_seq(after[-1], within=15)  # one stuck writer does not stall the screens
+        late_seq = await stuck
+        await feed.wait(lambda f: late_seq in f.seqs, within=15, what="the late event")
+        assert feed.seqs == [*after, late_seq]
+        assert feed.events[-1].get("late") is True and "late" not in feed.events[0]
+        assert "live_gap_given_up" in server.log()
+        # In the table it is in its place: a replay has it in order.
+        replay = await open_feed(server, "command", since=start)
+        await replay.wait_seq(after[-1])
+        assert replay.seqs == [late_seq, *after]
+    finally:
+        await conn.close()
+
+
 async def test_resume_across_a_disconnect_has_no_gap_and_no_duplicate(
     committed_db: CommittedDb, server: Server, open_feed: OpenFeed
 ) -> None:

@@ -174,3 +174,12 @@ async def test_browsers_pass_the_token_as_subprotocol_or_query_and_it_never_reac
         assert "access_token=[redacted]" in server.log()
     finally:
         await conn.close()
+
+
+async def test_the_socket_is_closed_when_its_token_expires(server: Server, token: Callable[..., str]) -> None:
+    short = token("viewer", ttl_s=2)
+    server.tokens_used.append(short)
+    async with connect(server.url, additional_headers={"Authorization": f"Bearer {short}"}) as ws:
+        feed = Feed(ws)
+        code, reason = await feed.wait_closed(15)
+    assert code == 4401 and reason is not None and reason.startswith("token_expired")
