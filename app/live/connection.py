@@ -156,6 +156,8 @@ class LiveSocket:
         queue = self.subscriber.queue
         while True:
             event, late = await queue.get()
+            if late and event.seq in self.subscriber.replayed_late:
+                continue  # the replay found it committed in the table and sent it already, in its place
             await self._send(event.late_text() if late else event.text)
             self.sent += 1
             if not late:

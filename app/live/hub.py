@@ -114,7 +114,7 @@ class Subscriber:
         self.queue: asyncio.Queue[tuple[FeedEvent, bool]] = asyncio.Queue(queue_size)
         # Live events at or below this were replayed already, or the client had them (its since).
         self.skip_through = 0
-        # Seqs the hub had given up that the replay found and sent: their late delivery would repeat them.
+        # Seqs the hub had given up that the replay found and sent: their late copy is dropped when it comes up.
         self.replayed_late: set[int] = set()
         self._on_overflow = on_overflow
 
@@ -123,7 +123,7 @@ class Subscriber:
 
     def offer(self, event: FeedEvent, *, late: bool = False) -> bool:
         """Queue the event if the socket wants it; False if the queue was full (the socket is being closed)."""
-        if (event.seq in self.replayed_late) if late else (event.seq <= self.skip_through):
+        if not late and event.seq <= self.skip_through:
             return True
         if not self.wants(event):
             return True
