@@ -123,6 +123,24 @@ class Settings(BaseSettings):
     federation_retry_max_s: float = 300.0
     federation_worker_enabled: bool = True
     federation_worker_poll_s: float = 5.0
+    # Live feed (app/live/, docs/asyncapi.yaml).
+    # Events a socket may have waiting; past it the client is closed as a slow consumer (4408).
+    live_queue_size: int = Field(default=1000, ge=2)
+    live_ping_interval_s: float = Field(default=20.0, gt=0)
+    live_pong_timeout_s: float = Field(default=10.0, gt=0)
+    # The table poll that catches events whose wake-up NOTIFY was lost or never sent (CLI, SQL).
+    live_poll_interval_s: float = Field(default=0.5, gt=0)
+    # At most one wake-up NOTIFY per process in this window.
+    live_notify_coalesce_ms: int = Field(default=10, ge=0)
+    # A missing seq is taken as rolled back once every transaction that was writing to the event table when it
+    # went missing has ended, and at least live_gap_grace_s has passed; past live_gap_timeout_s it is given up
+    # regardless, and delivered late if it commits after all (see app/live/watermark.py).
+    live_gap_grace_s: float = Field(default=0.5, ge=0)
+    live_gap_timeout_s: float = Field(default=30.0, gt=0)
+    live_replay_batch: int = Field(default=500, ge=1)
+    # Audit needs keep events this long; the hub deletes older ones every event_prune_interval_s.
+    event_retention_days: int = Field(default=400, ge=1)
+    event_prune_interval_s: float = Field(default=3600.0, gt=0)
 
     @property
     def sqlalchemy_url(self) -> str:

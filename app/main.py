@@ -19,6 +19,8 @@ from app.federation import router as federation_router
 from app.federation.outbox import OutboxWorker
 from app.helipads.router import router as helipads_router
 from app.incidents.router import router as incidents_router
+from app.live.hub import run_live_hub
+from app.live.router import router as live_router
 from app.logging import configure_logging
 from app.middleware import BodyGuard
 from app.ratelimit import RateLimiter
@@ -46,7 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.after_commit_hooks.append(worker.after_commit)
             worker.start()
         try:
-            yield
+            # The live feed's hub (app/live/hub.py): app.state.live_hub, and its after-commit wake-up.
+            async with run_live_hub(app):
+                yield
         finally:
             if worker is not None:
                 await worker.stop()
@@ -77,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         api.include_router(router)
     api.include_router(federation_api.router)  # federation, district side
+    api.include_router(live_router)  # websocket /api/v1/live
     app.include_router(api)
     federation_router.install(app)  # federation, partner side: /federation/v1 (signed)
 

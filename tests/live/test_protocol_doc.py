@@ -1,0 +1,37 @@
+"""docs/asyncapi.yaml and the code describe the same protocol."""
+
+from typing import Any
+
+import yaml
+
+from app.live.schemas import CloseCode, Subscribe
+from tests.conftest import ROOT
+
+
+def load() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((ROOT / "docs" / "asyncapi.yaml").read_text())
+    return document
+
+
+def test_the_document_is_asyncapi_3_with_every_message() -> None:
+    doc = load()
+    assert doc["asyncapi"].startswith("3.")
+    channel = doc["channels"]["live"]
+    assert channel["address"] == "/live" and doc["servers"]["api"]["pathname"] == "/api/v1"
+    assert set(channel["messages"]) == {"event", "ping", "reset", "subscribed", "subscribe", "pong"}
+    for name, ref in channel["messages"].items():
+        assert ref["$ref"] == f"#/components/messages/{name}"
+
+
+def test_every_close_code_is_documented() -> None:
+    documented = {entry["code"]: entry["name"] for entry in load()["channels"]["live"]["x-close-codes"]}
+    for code in CloseCode:
+        assert documented.get(code.value) == code.name.lower(), code
+
+
+def test_the_subscribe_schema_matches_the_model() -> None:
+    schema = load()["components"]["schemas"]["Subscribe"]
+    model = Subscribe.model_json_schema()["properties"]
+    assert set(schema["properties"]) == set(model)
+    assert schema["properties"]["topics"]["items"]["pattern"] == model["topics"]["items"]["pattern"]
+    assert schema["properties"]["topics"]["maxItems"] == model["topics"]["maxItems"]
