@@ -5,16 +5,21 @@ A request gets one session; the session dependency commits once when the route r
 back on any error. Services only add and flush.
 """
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
+import structlog
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, func
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.config import Settings
+from app.errors import AppError, ServiceUnavailable, is_database_unavailable
+
+log = structlog.get_logger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -68,13 +73,26 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with sessionmaker() as session:
         try:
             yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
             await session.commit()
-            for hook in getattr(request.app.state, "after_commit_hooks", ()):
-                await hook(session)
+        except BaseException as exc:
+            # The connection may be gone (that may be why we are here): a failed rollback changes nothing.
+            with contextlib.suppress(Exception):
+                await session.rollback()
+            if isinstance(exc, Exception) and not isinstance(exc, AppError) and is_database_unavailable(exc):
+                # Answered here, as a handled error: an exception escaping the app would make the server
+                # drop the client's keep-alive connection too.
+                raise ServiceUnavailable(
+                    "the database is not reachable right now; retry shortly",
+                    code="database_unavailable",
+                    headers={"Retry-After": "2"},
+                ) from exc
+            raise
+    # Committed: what follows must never turn a done write into an error for the client.
+    for hook in getattr(request.app.state, "after_commit_hooks", ()):
+        try:
+            await hook(session)
+        except Exception:
+            log.exception("after_commit_hook_failed", hook=getattr(hook, "__qualname__", repr(hook)))
 
 
 # scope="function": the commit runs before the response is sent, so its failure becomes the response.
