@@ -39,7 +39,14 @@ class BodyGuard:
         self.max_json_depth = max_json_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # PostgreSQL text cannot hold NUL: refuse it at the door rather than fail deep in a query.
+        if b"%00" in scope.get("query_string", b"") or "\x00" in scope.get("path", ""):
+            await self._reject(send, 400, "nul_character", "the request contains a NUL character")
+            return
+        if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
@@ -63,6 +70,9 @@ class BodyGuard:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        if b"\x00" in body or b"\\u0000" in body:
+            await self._reject(send, 400, "nul_character", "the request contains a NUL character")
+            return
         if b"json" in headers.get(b"content-type", b"") and json_depth_exceeds(body, self.max_json_depth):
             await self._reject(
                 send, 400, "json_too_deep", f"JSON nesting deeper than {self.max_json_depth} levels is refused"

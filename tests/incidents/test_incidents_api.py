@@ -237,3 +237,14 @@ async def test_expired_tampered_and_unsigned_tokens_are_refused(
     ):
         response = await client.get("/api/v1/incidents", headers={"Authorization": f"Bearer {bad}"})
         assert response.status_code == 401, bad
+
+
+async def test_nul_characters_are_refused_at_the_door(client: httpx.AsyncClient, auth: Auth) -> None:
+    query = await client.get("/api/v1/federation/incidents", params={"partner": "pin\x00ggu"}, headers=auth())
+    assert query.status_code == 400 and query.json()["code"] == "nul_character"
+    body = await client.post("/api/v1/incidents", json=body_with_title("a\u0000b"), headers=auth())
+    assert body.status_code == 400 and body.json()["code"] == "nul_character"
+
+
+def body_with_title(title: str) -> dict[str, Any]:
+    return body(title=title)
