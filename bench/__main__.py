@@ -80,7 +80,15 @@ async def run_sections(bench: Bench, sections: list[str]) -> None:
 
 async def main_async(args: argparse.Namespace, report: Report, databases: Databases, sizes: Sizes) -> None:
     from bench.context import Bench
+    from bench.core import cpu_sample
 
+    # Others share this machine and its PostgreSQL: how busy it was before we started is part of the figures.
+    before = cpu_sample()
+    await asyncio.sleep(2)
+    idle_load = (after := cpu_sample()).machine_busy - before.machine_busy
+    cores = idle_load / max(after.machine_total - before.machine_total, 1e-9) * report.meta.cpus
+    report.background_cores = round(cores, 2)
+    report.say(f"background load before the run: {cores:.2f} of {report.meta.cpus} cores busy (not ours)")
     version, local = await databases.server_versions()
     report.meta = replace(report.meta, pg_version=version)
     report.say(

@@ -221,6 +221,8 @@ class Report:
         self.figures: list[Figure] = []
         self.details: dict[str, dict[str, Any]] = {}
         self.errors: dict[str, str] = {}
+        # Cores others kept busy just before the run (the machine and its PostgreSQL are shared).
+        self.background_cores: float | None = None
 
     @staticmethod
     def say(text: str = "") -> None:
@@ -295,7 +297,8 @@ class Report:
 
     def as_json(self, args: dict[str, Any], finished_at: datetime) -> dict[str, Any]:
         return {
-            "meta": self.meta.as_json() | {"finished_at": finished_at.isoformat()},
+            "meta": self.meta.as_json()
+            | {"finished_at": finished_at.isoformat(), "background_cores_before_run": self.background_cores},
             "args": args,
             "figures": [asdict(f) for f in self.figures],
             "details": self.details,

@@ -160,10 +160,14 @@ async def _measure(bench: Bench, servers: list[Server], label: str, key: str) ->
     from_ts, from_answer, received = delays(collected, sent)
     expected = connected * events
     s, a = Summary.of(from_ts), Summary.of(from_answer)
+    post = Summary.of([answered - began for began, answered in sent.values()])
     client_cpu = sum(c["cpu_s"] for c in collected) - sum(began_cpu)
+    # The target is checked on the upper bound (from the event's ts, the transaction's start); the lower
+    # bound (from the API's answer, sent after the commit) shows how much of it was the POST's own work.
     r.check(SECTION, f"{key}_p99_ms", f"{label}: commit→delivery p99", s.p99 * 1000, "ms", at_most=250)
     r.info(SECTION, f"{key}_p50_ms", f"{label}: commit→delivery p50", s.p50 * 1000, "ms")
     r.info(SECTION, f"{key}_max_ms", f"{label}: commit→delivery max", s.max * 1000, "ms")
+    r.info(SECTION, f"{key}_answer_p99_ms", f"{label}: delivery after the answer, p99", a.p99 * 1000, "ms")
     r.verdict(
         SECTION,
         f"{key}_delivered",
@@ -174,8 +178,9 @@ async def _measure(bench: Bench, servers: list[Server], label: str, key: str) ->
         value=received,
     )
     r.note(
-        f"{connected:,} clients, {events} events {EVENT_GAP_S} s apart; after the API's answer: p50"
-        f" {a.p50 * 1000:.1f} ms · p99 {a.p99 * 1000:.1f} ms · max {a.max * 1000:.1f} ms; client CPU {client_cpu:.1f} s"
+        f"{connected:,} clients, {events} events {EVENT_GAP_S} s apart; commit→delivery is bracketed: from the"
+        f" event's ts (upper bound) and from the API's answer (lower bound: p50 {a.p50 * 1000:.1f} ms,"
+        f" max {a.max * 1000:.1f} ms); the POSTs took p50 {post.p50 * 1000:.1f} ms; client CPU {client_cpu:.1f} s"
     )
     r.detail(
         SECTION, **{key: {"from_ts_ms": s.ms(), "from_answer_ms": a.ms(), "received": received, "expected": expected}}

@@ -219,10 +219,12 @@ class Databases:
         conn = await self.admin()
         try:
             version = str(await conn.fetchval("SHOW server_version")).split()[0]
-            local_pid = await conn.fetchval("SELECT pg_backend_pid()")
+            # Looked up while connected: the backend ends with the connection.
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+            local = Path(f"/proc/{backend}/stat").exists()  # noqa: ASYNC240  (a stat of /proc, instant)
         finally:
             await conn.close()
-        return version, Path(f"/proc/{local_pid}").exists()  # noqa: ASYNC240  (a stat of /proc, instant)
+        return version, local
 
     async def _cli(self, url: str, *args: str) -> None:
         process = await asyncio.create_subprocess_exec(
