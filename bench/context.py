@@ -30,19 +30,19 @@ class Sizes:
     @classmethod
     def quick(cls) -> Sizes:
         return cls(
-            overhead_pairs=300,
-            overhead_max_s=15.0,
-            throughput_s=4.0,
+            overhead_pairs=200,
+            overhead_max_s=8.0,
+            throughput_s=3.0,
             ingest_s=3.0,
-            scale_samples=80,
-            scale_stage_max_s=6.0,
-            scale_teams=(5_000, 100_000),
-            fanout_clients=200,
+            scale_samples=50,
+            scale_stage_max_s=4.0,
+            scale_teams=(1_000, 20_000),
+            fanout_clients=100,
             fanout_events=3,
-            contention_s=5.0,
-            writes_round_s=3.0,
+            contention_s=4.0,
+            writes_round_s=2.5,
             writes_rounds=1,
-            writes_live_clients=100,
+            writes_live_clients=50,
         )
 
 
