@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -92,6 +93,36 @@ async def replay(conn: asyncpg.Connection, statements: Sequence[Statement]) -> f
 
 
 async def explain(conn: asyncpg.Connection, statement: Statement) -> list[str]:
-    """EXPLAIN (ANALYZE, BUFFERS) of a captured statement, with its own parameters."""
+    """EXPLAIN (ANALYZE, BUFFERS) of a captured statement with its own parameters: the *custom* plan,
+    made for these values, which PostgreSQL uses for a prepared statement's first executions."""
     rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + statement.sql, *statement.parameters)
+    return [str(r[0]) for r in rows]
+
+
+def sql_literal(value: Any) -> str:
+    """A parameter as SQL text, for EXPLAIN EXECUTE (which takes no protocol parameters)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, timedelta):
+        return f"interval '{value.total_seconds()} seconds'"
+    if isinstance(value, list | tuple):
+        return "ARRAY[" + ", ".join(sql_literal(v) for v in value) + "]"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+async def explain_generic(conn: asyncpg.Connection, statement: Statement) -> list[str]:
+    """The *generic* plan of the same statement (made without the values): what a prepared statement
+    (asyncpg's, so the service's) may switch to after five executions when it looks no costlier."""
+    async with conn.transaction():
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        await conn.execute("PREPARE bench_explain AS " + statement.sql)
+        try:
+            arguments = ", ".join(sql_literal(v) for v in statement.parameters)
+            rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_explain({arguments})")
+        finally:
+            await conn.execute("DEALLOCATE bench_explain")
     return [str(r[0]) for r in rows]
