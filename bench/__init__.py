@@ -1,0 +1,1 @@
+"""Benchmarks of the dispatch path: python -m bench (see bench/README.md)."""

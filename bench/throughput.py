@@ -1,0 +1,180 @@
+"""2. Throughput: recommendations/s with 32 concurrent clients; batch position ingest (batches of 50)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import asyncpg
+
+from bench.context import Bench
+from bench.core import Summary, cores_text, cores_used, cpu_sample
+from bench.infra import Server, backend_pids, http_client, running_server, token
+from bench.loadgen import ClientProcesses, LoadResult, LoadSpec, positions_body, window
+from bench.workload import FIRE_POINT, create_incident, top_up
+
+SECTION = "throughput"
+CLIENTS = 32
+WARMUP_S = 2.0
+INGEST_BATCH = 50
+INGEST_CLIENTS = 4
+INGEST_TEAMS = 2_000
+INGEST_PATHS = ("/api/v1/positions", "/api/v1/teams/positions")
+
+
+async def _measure(
+    bench: Bench, server: Server, database: str, url: str, specs_for: list[LoadSpec], processes: ClientProcesses
+) -> tuple[LoadResult, dict[str, float], float]:
+    """Run the specs; sample the service's and PostgreSQL's CPU over exactly the measuring window."""
+    spec = specs_for[0]
+    task = asyncio.ensure_future(processes.run(specs_for))
+    await asyncio.sleep(max(0.0, spec.measure_from - time.time()))
+    pids = {"server": [server.pid]}
+    if bench.local_db:
+        pids["db"] = await backend_pids(url, database)
+    before = cpu_sample(p for group in pids.values() for p in group)
+    await asyncio.sleep(max(0.0, spec.measure_until - time.time()))
+    if bench.local_db:
+        pids["db"] = sorted(set(pids["db"]) | set(await backend_pids(url, database)))
+    after = cpu_sample(p for group in pids.values() for p in group)
+    result = await task
+    used = cores_used(before, after, pids, extra_own_s=result.cpu_s)
+    return result, used, spec.measure_until - spec.measure_from
+
+
+def _specs(
+    server: Server, kind: str, path: str, processes: int, clients: int, duration_s: float, **extra: object
+) -> list[LoadSpec]:
+    start, measure_from, measure_until = window(WARMUP_S, duration_s)
+    per_process = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
+    return [
+        LoadSpec(
+            base_url=server.url,
+            token=token(),
+            kind=kind,  # type: ignore[arg-type]
+            path=path,
+            concurrency=n,
+            start_at=start,
+            measure_from=measure_from,
+            measure_until=measure_until,
+            seed=i,
+            **extra,  # type: ignore[arg-type]
+        )
+        for i, n in enumerate(per_process)
+    ]
+
+
+async def run(bench: Bench) -> None:
+    r = bench.report
+    r.heading(f"2. throughput — recommendations with {CLIENTS} concurrent clients; batch position ingest")
+    name, url = await bench.databases.clone(SECTION)
+    try:
+        async with running_server(url) as server:
+            async with http_client(server) as client:
+                incident = await create_incident(client, FIRE_POINT, title="bench throughput", people_affected=200)
+            path = f"/api/v1/incidents/{incident['id']}/recommendation"
+            # One client process first (the brief's httpx.AsyncClient, pool of 32); then two, to see whether
+            # the client was what limited: on 2 cores a second client process also takes CPU from the server.
+            layouts = [1] if bench.sizes.throughput_s < 10 else [1, 2]
+            for processes in layouts:
+                async with ClientProcesses(processes) as pool:
+                    specs = _specs(server, "get", path, processes, CLIENTS, bench.sizes.throughput_s)
+                    result, used, seconds = await _measure(bench, server, name, url, specs, pool)
+                _report_recommendations(bench, processes, result, used, seconds)
+            await _ingest(bench, server, name, url)
+    finally:
+        await bench.databases.drop(name)
+
+
+def _report_recommendations(
+    bench: Bench, processes: int, result: LoadResult, used: dict[str, float], seconds: float
+) -> None:
+    r = bench.report
+    rate = result.items / seconds
+    s = Summary.of(result.latencies)
+    label = f"recommendations/s, {CLIENTS} clients in {processes} proc"
+    key = f"recommendations_per_s_{processes}p"
+    if processes == 1:
+        r.check(SECTION, key, label, rate, "req/s", at_least=400, latency_ms=s.ms(), cores=used)
+    else:
+        r.info(SECTION, key, label, rate, "req/s", latency_ms=s.ms(), cores=used)
+    r.note(
+        f"latency p50 {s.p50 * 1000:.1f} ms · p99 {s.p99 * 1000:.1f} ms · statuses {result.statuses}"
+        f" · transport errors {result.transport_errors}"
+    )
+    r.note(f"cores used: {cores_text(used)}")
+    if result.items:
+        client_ms = used["client"] * seconds / result.items * 1000
+        server_ms = used["server"] * seconds / result.items * 1000
+        r.note(f"CPU per request: client {client_ms:.2f} ms · service {server_ms:.2f} ms")
+    if result.first_error:
+        r.note(f"first error: {result.first_error}")
+
+
+async def _ingest(bench: Bench, server: Server, database: str, url: str) -> None:
+    r = bench.report
+    conn = await asyncpg.connect(url)
+    try:
+        await top_up(conn, "team", INGEST_TEAMS)
+        team_ids = [int(row["id"]) for row in await conn.fetch("SELECT id FROM team ORDER BY id")]
+        seq_before = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM event"))
+    finally:
+        await conn.close()
+
+    # The brief names POST /api/v1/positions; the teams' router may serve it as /api/v1/teams/positions.
+    path = None
+    async with http_client(server) as client:
+        for candidate in INGEST_PATHS:
+            probe = await client.post(candidate, json=positions_body(team_ids[:1], random.Random(0)))
+            if probe.status_code not in (404, 405):
+                path = candidate
+                if probe.status_code >= 300:
+                    r.note(f"probe POST {candidate} answered {probe.status_code}: {probe.text[:300]}")
+                break
+    if path is None:
+        why = f"endpoint not present (POST {' and '.join(INGEST_PATHS)} answered 404/405)"
+        r.skipped(SECTION, "ingest_positions_per_s", "batch ingest positions/s", why)
+        r.skipped(SECTION, "ingest_batch_p99_ms", f"batch ingest p99 per batch of {INGEST_BATCH}", why)
+        return
+    r.note(f"ingest through POST {path}")
+
+    async with ClientProcesses(1) as pool:
+        specs = _specs(
+            server,
+            "positions",
+            path,
+            1,
+            INGEST_CLIENTS,
+            bench.sizes.ingest_s,
+            team_ids=tuple(team_ids),
+            batch=INGEST_BATCH,
+        )
+        result, used, seconds = await _measure(bench, server, database, url, specs, pool)
+
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT topic, count(*) AS n FROM event WHERE seq > $1 GROUP BY topic ORDER BY topic", seq_before
+        )
+        events = {row["topic"]: int(row["n"]) for row in rows}
+    finally:
+        await conn.close()
+    s = Summary.of(result.latencies)
+    rate = result.items / seconds
+    r.check(SECTION, "ingest_positions_per_s", "batch ingest positions/s", rate, "positions/s", at_least=1000)
+    r.check(
+        SECTION, "ingest_batch_p99_ms", f"batch ingest p99 per batch of {INGEST_BATCH}", s.p99 * 1000, "ms", at_most=50
+    )
+    r.detail(SECTION, ingest={"latency_ms": s.ms(), "events_by_topic": events, "statuses": result.statuses})
+    r.note(
+        f"{INGEST_CLIENTS} concurrent posters, {len(team_ids)} teams; batch p50 {s.p50 * 1000:.1f} ms;"
+        f" statuses {result.statuses}; transport errors {result.transport_errors}"
+    )
+    r.note(
+        f"{result.items:,} positions accepted in the window, {result.applied:,} applied (newer than the stored fix);"
+        f" events written in the whole run incl. warm-up: {events or 'none'}"
+    )
+    r.note(f"cores used: {cores_text(used)}")
+    if result.first_error:
+        r.note(f"first error: {result.first_error}")
