@@ -8,6 +8,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -238,6 +239,44 @@ async def test_a_commit_in_one_process_wakes_the_others_at_once_by_notify(
             seqs = [(await client.post("/test-only/events")).json()["seq"] for _ in range(3)]
             await feed.wait_seq(seqs[-1], within=10)
         assert feed.seqs[1:] == seqs
+    finally:
+        await conn.close()
+
+
+async def test_an_incident_created_through_one_server_reaches_the_clients_of_another(
+    committed_db: CommittedDb, start_server: StartServer, open_feed: OpenFeed, auth: Callable[..., dict[str, str]]
+) -> None:
+    """Through the HTTP API of one process, to a socket on another; both poll only every 30 s, so the event can only
+    arrive in time by the writing process's after-commit NOTIFY."""
+    app = create_app(make_settings("postgresql://unused/none"))
+    if ("POST", "/api/v1/incidents") not in {(m, r.path) for r in app.routes for m in getattr(r, "methods", ())}:
+        pytest.skip("no event-writing endpoint on this branch yet (POST /api/v1/incidents)")
+    one, two = await asyncio.gather(
+        start_server(committed_db.url, JIZHOU_LIVE_POLL_INTERVAL_S="30"),
+        start_server(committed_db.url, JIZHOU_LIVE_POLL_INTERVAL_S="30"),
+    )
+    conn = await db_connect(committed_db.url)
+    try:
+        feed = await open_feed(two, "township", township="120119001", since=await newest_seq(conn))
+        await wait_live(feed, conn)
+        headers = auth("command")
+        one.tokens_used.append(headers["Authorization"].removeprefix("Bearer "))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{one.port}", timeout=20) as client:
+            response = await client.post(
+                "/api/v1/incidents",
+                headers=headers,
+                json={
+                    "type": "building_fire",
+                    "location": {"type": "Point", "coordinates": [117.405, 40.045]},
+                    "title": "live feed test",
+                },
+            )
+        assert response.status_code == 201, response.text
+        incident = response.json()
+        await feed.wait(lambda f: any(e["topic"] == "incident.created" for e in f.events), within=10, what="incident")
+        created = next(e for e in feed.events if e["topic"] == "incident.created")
+        assert created["township"] == incident["township"] == "120119001"
+        assert created["subject"] == {"type": "incident", "id": str(incident["id"])}
     finally:
         await conn.close()
 
