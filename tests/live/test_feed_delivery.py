@@ -248,8 +248,8 @@ async def test_an_incident_created_through_one_server_reaches_the_clients_of_ano
 ) -> None:
     """Through the HTTP API of one process, to a socket on another; both poll only every 30 s, so the event can only
     arrive in time by the writing process's after-commit NOTIFY."""
-    app = create_app(make_settings("postgresql://unused/none"))
-    if ("POST", "/api/v1/incidents") not in {(m, r.path) for r in app.routes for m in getattr(r, "methods", ())}:
+    paths = create_app(make_settings("postgresql://unused/none")).openapi()["paths"]
+    if "post" not in paths.get("/api/v1/incidents", {}):
         pytest.skip("no event-writing endpoint on this branch yet (POST /api/v1/incidents)")
     one, two = await asyncio.gather(
         start_server(committed_db.url, JIZHOU_LIVE_POLL_INTERVAL_S="30"),
