@@ -290,6 +290,15 @@ async def record_events(url: str, events: list[dict[str, Any]]) -> list[int]:
         await engine.dispose()
 
 
+async def wait_live(feed: Feed, conn: asyncpg.Connection) -> int:
+    """Until the feed streams live events. A socket's handshake completes before the hub is ready, and at start-up the
+    hub waits for the writers running then to end: tests about live delivery must not race that."""
+    (seq,) = await insert_events(conn, topic="test.warm_up")
+    await conn.execute("NOTIFY jizhou_live")  # a hub that polls rarely still reads it now
+    await feed.wait_seq(seq)
+    return seq
+
+
 async def newest_seq(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM event"))
 

@@ -8,6 +8,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -25,6 +26,7 @@ from tests.live.conftest import (
     insert_events,
     newest_seq,
     record_events,
+    wait_live,
 )
 
 OpenFeed = Callable[..., Awaitable[Feed]]
@@ -101,6 +103,7 @@ async def test_concurrent_out_of_order_writers_reach_the_client_in_order_without
     try:
         start = await newest_seq(conn)
         feed = await open_feed(server, "command", since=start)
+        await wait_live(feed, conn)
         async with bystanders(committed_db.url):
             async with writers(committed_db.url, 12):
                 slow_commit = asyncio.create_task(hold_open(committed_db.url, 2.0, commit=True))
@@ -133,19 +136,20 @@ async def test_a_transaction_open_past_the_gap_timeout_is_passed_over_then_deliv
     try:
         start = await newest_seq(conn)
         feed = await open_feed(server, "command", since=start)
+        warm_up = [await wait_live(feed, conn)]
         stuck = asyncio.create_task(hold_open(committed_db.url, 4.0, commit=True))
         await asyncio.sleep(0.5)
         after = await insert_events(conn, 3)
         await feed.wait_seq(after[-1], within=15)  # one stuck writer does not stall the screens
         late_seq = await stuck
         await feed.wait(lambda f: late_seq in f.seqs, within=15, what="the late event")
-        assert feed.seqs == [*after, late_seq]
-        assert feed.events[-1].get("late") is True and "late" not in feed.events[0]
+        assert feed.seqs == [*warm_up, *after, late_seq]
+        assert feed.events[-1].get("late") is True and not any("late" in e for e in feed.events[:-1])
         assert "live_gap_given_up" in server.log()
         # In the table it is in its place: a replay has it in order.
         replay = await open_feed(server, "command", since=start)
         await replay.wait_seq(after[-1])
-        assert replay.seqs == [late_seq, *after]
+        assert replay.seqs == [*warm_up, late_seq, *after]
     finally:
         await conn.close()
 
@@ -183,6 +187,8 @@ async def test_two_processes_each_deliver_every_event(
             await open_feed(one, "command", since=start),
             await open_feed(two, "township", since=start, township="120119001"),
         )
+        for feed in (on_one, on_two):
+            await wait_live(feed, conn)
         async with writers(committed_db.url, 4):
             await record_events(
                 committed_db.url,
@@ -224,6 +230,7 @@ async def test_a_commit_in_one_process_wakes_the_others_at_once_by_notify(
     conn = await db_connect(committed_db.url)
     try:
         feed = await open_feed(listener, "command", since=await newest_seq(conn))
+        await wait_live(feed, conn)
         async with (
             LifespanManager(writer_app),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=writer_app), base_url="http://writer") as client,
@@ -231,7 +238,45 @@ async def test_a_commit_in_one_process_wakes_the_others_at_once_by_notify(
             await asyncio.wait_for(writer_app.state.live_hub.ready.wait(), 20)
             seqs = [(await client.post("/test-only/events")).json()["seq"] for _ in range(3)]
             await feed.wait_seq(seqs[-1], within=10)
-        assert feed.seqs == seqs
+        assert feed.seqs[1:] == seqs
+    finally:
+        await conn.close()
+
+
+async def test_an_incident_created_through_one_server_reaches_the_clients_of_another(
+    committed_db: CommittedDb, start_server: StartServer, open_feed: OpenFeed, auth: Callable[..., dict[str, str]]
+) -> None:
+    """Through the HTTP API of one process, to a socket on another; both poll only every 30 s, so the event can only
+    arrive in time by the writing process's after-commit NOTIFY."""
+    paths = create_app(make_settings("postgresql://unused/none")).openapi()["paths"]
+    if "post" not in paths.get("/api/v1/incidents", {}):
+        pytest.skip("no event-writing endpoint on this branch yet (POST /api/v1/incidents)")
+    one, two = await asyncio.gather(
+        start_server(committed_db.url, JIZHOU_LIVE_POLL_INTERVAL_S="30"),
+        start_server(committed_db.url, JIZHOU_LIVE_POLL_INTERVAL_S="30"),
+    )
+    conn = await db_connect(committed_db.url)
+    try:
+        feed = await open_feed(two, "township", township="120119001", since=await newest_seq(conn))
+        await wait_live(feed, conn)
+        headers = auth("command")
+        one.tokens_used.append(headers["Authorization"].removeprefix("Bearer "))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{one.port}", timeout=20) as client:
+            response = await client.post(
+                "/api/v1/incidents",
+                headers=headers,
+                json={
+                    "type": "building_fire",
+                    "location": {"type": "Point", "coordinates": [117.405, 40.045]},
+                    "title": "live feed test",
+                },
+            )
+        assert response.status_code == 201, response.text
+        incident = response.json()
+        await feed.wait(lambda f: any(e["topic"] == "incident.created" for e in f.events), within=10, what="incident")
+        created = next(e for e in feed.events if e["topic"] == "incident.created")
+        assert created["township"] == incident["township"] == "120119001"
+        assert created["subject"] == {"type": "incident", "id": str(incident["id"])}
     finally:
         await conn.close()
 
