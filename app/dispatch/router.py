@@ -14,6 +14,8 @@ from app.dispatch.schemas import (
     NearestProperties,
     Recommendation,
     StockOption,
+    SupplyAllocation,
+    SupplyAllocationOut,
     TeamStatusRequest,
 )
 from app.errors import BadRequest
@@ -254,4 +256,30 @@ async def nearest(
         numberMatched=len(features),
         numberReturned=len(features),
         links=[Link(href=str(request.url), rel="self")],
+    )
+
+
+@router.post("/incidents/{incident_id}/supplies", status_code=201, response_model=SupplyAllocationOut, responses=ERRORS)
+async def allocate_supplies(
+    incident_id: IdPath, data: SupplyAllocation, session: SessionDep, principal: Writer
+) -> SupplyAllocationOut:
+    """Send items from a depot to the incident (or a shelter serving it); 409 when the depot holds too few."""
+    incident, entry = await service.allocate_supplies(
+        session=session,
+        principal=principal,
+        incident_id=incident_id,
+        depot_id=data.depot_id,
+        item=data.item,
+        quantity=data.quantity,
+        shelter_id=data.shelter_id,
+        note=data.note,
+    )
+    return SupplyAllocationOut(
+        incident_id=incident.id,
+        depot_id=data.depot_id,
+        item=data.item,
+        quantity=data.quantity,
+        shelter_id=data.shelter_id,
+        ledger_entry_id=entry.id,
+        balance_after=entry.balance_after,
     )

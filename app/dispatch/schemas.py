@@ -160,3 +160,25 @@ class NearestProperties(BaseModel):
 
 NearestCollection = FeatureCollection[PointGeometry, NearestProperties]
 NearestFeature = Feature[PointGeometry, NearestProperties]
+
+
+class SupplyAllocation(BaseModel):
+    """Send items from a depot to the incident (or to a shelter serving it): a ledger issue."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    depot_id: TeamId
+    item: Annotated[str, Field(pattern=r"^\d{3}$")]
+    quantity: Annotated[int, Field(ge=1, le=100_000_000)]
+    shelter_id: TeamId | None = None
+    note: Annotated[str, Field(max_length=2000)] = ""
+
+
+class SupplyAllocationOut(BaseModel):
+    incident_id: int
+    depot_id: int
+    item: str
+    quantity: int
+    shelter_id: int | None
+    ledger_entry_id: int
+    balance_after: int

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth import Principal
 from app.config import Settings
 from app.depots import service as depot_service
+from app.depots.models import LedgerKind
 from app.dispatch.models import Dispatch
 from app.dispatch.rules import RULES, Rule
 from app.dispatch.schemas import (
@@ -559,3 +560,58 @@ async def depot_stock(*, session: AsyncSession, depot_ids: list[int]) -> dict[in
 
 async def nearest_pads(*, session: AsyncSession, lon: float, lat: float, k: int) -> list[tuple[Any, float]]:
     return await helipad_service.nearest_helipads(session=session, lon=lon, lat=lat, k=k)
+
+
+# ---- supplies -----------------------------------------------------------------------------------
+
+
+async def allocate_supplies(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    incident_id: int,
+    depot_id: int,
+    item: str,
+    quantity: int,
+    shelter_id: int | None,
+    note: str,
+) -> tuple[Incident, Any]:
+    """Issue items from a depot to the incident (or a shelter for it): one ledger issue, never below zero
+    (the depot's conditional update decides under concurrency), and an event on the incident's timeline."""
+    incident = await incident_service.lock_for_dispatch(session=session, incident_id=incident_id)
+    incident_service.require_scope(principal, incident.township_code, what="allocate supplies")
+    shelter_name = None
+    if shelter_id is not None:
+        shelter = await shelter_service.get_shelter(session=session, shelter_id=shelter_id)
+        if shelter is None:
+            raise NotFound(f"no shelter has the id {shelter_id}", code="shelter_not_found")
+        shelter_name = shelter.name
+    destination = f"incident {incident.code}" + (f", shelter {shelter_name}" if shelter_name else "")
+    entry = await depot_service.move_stock(
+        session=session,
+        depot_id=depot_id,
+        item_code=item,
+        delta=-quantity,
+        kind=LedgerKind.ISSUE,
+        reason=f"allocated to {destination}" + (f": {note}" if note else ""),
+        principal=principal,
+    )
+    await event_service.record(
+        session=session,
+        topic="supplies.allocated",
+        subject_type="incident",
+        subject_id=incident.id,
+        actor=principal.actor,
+        township=incident.township_code,
+        exercise=incident.exercise,
+        data={
+            "incident_id": incident.id,
+            "depot_id": depot_id,
+            "item": item,
+            "quantity": quantity,
+            "shelter_id": shelter_id,
+            "ledger_entry_id": entry.id,
+            "balance_after": entry.balance_after,
+        },
+    )
+    return incident, entry

@@ -198,3 +198,38 @@ async def test_knn_candidates_with_concurrent_updates_never_fail_to_lock(committ
     codes = [c for r in results[1:] for c in r]
     assert codes and set(codes) <= {200, 201, 409}, Counter(codes)
     assert double == 0
+
+
+async def test_supplies_are_allocated_by_a_ledger_issue_and_never_below_zero(
+    client: httpx.AsyncClient, auth: Auth, session: AsyncSession
+) -> None:
+    incident = await new_incident(client, auth(), type="flood", people_affected=200)
+    depot = (
+        await session.execute(
+            text(
+                "SELECT d.id FROM depot d JOIN depot_stock s ON s.depot_id = d.id AND s.item_code = '101' "
+                "WHERE d.township_code = '120119001' AND s.quantity > 0 LIMIT 1"
+            )
+        )
+    ).scalar_one()
+    shelter = (
+        await session.execute(text("SELECT id FROM shelter WHERE township_code = '120119001' LIMIT 1"))
+    ).scalar_one()
+    before = (
+        await session.execute(
+            text("SELECT quantity FROM depot_stock WHERE depot_id = :d AND item_code = '101'"), {"d": depot}
+        )
+    ).scalar_one()
+    url = f"/api/v1/incidents/{incident['id']}/supplies"
+    sent = await client.post(
+        url, json={"depot_id": depot, "item": "101", "quantity": 3, "shelter_id": shelter}, headers=auth()
+    )
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["balance_after"] == before - 3
+    too_many = await client.post(url, json={"depot_id": depot, "item": "101", "quantity": before}, headers=auth())
+    assert too_many.status_code == 409 and too_many.json()["code"] == "insufficient_stock"
+    ledger = (await client.get(f"/api/v1/depots/{depot}/ledger", headers=auth())).json()
+    newest = ledger["entries"][0] if "entries" in ledger else ledger["items"][0]
+    assert newest["delta"] == -3 and incident["code"] in newest["reason"]
+    timeline = (await client.get(f"/api/v1/incidents/{incident['id']}/timeline", headers=auth())).json()
+    assert "supplies.allocated" in [e["topic"] for e in timeline["entries"]]

@@ -64,6 +64,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/incidents/{incident_id}/dispatches"): ALL,
     ("POST", "/api/v1/incidents/{incident_id}/dispatches"): WRITERS,
     ("POST", "/api/v1/incidents/{incident_id}/dispatches/{dispatch_id}/release"): WRITERS,
+    ("POST", "/api/v1/incidents/{incident_id}/supplies"): WRITERS,
     ("GET", "/api/v1/nearest"): ALL,
     ("GET", "/api/v1/federation/partners"): ALL,
     ("GET", "/api/v1/federation/outbox"): ALL,
