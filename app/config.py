@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # Login attempts: a burst of 10, then one every 6 s, per account and per client address.
     login_rate_per_s: float = 1 / 6
     login_burst: int = 10
+    # Federation requests per partner (and per address, before signatures are checked).
+    federation_rate_per_s: float = 20.0
+    federation_burst: int = 200
 
     max_body_bytes: int = 1_000_000
     max_json_depth: int = 32

@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.after_commit_hooks = []
     app.state.login_limiter = RateLimiter(rate=settings.login_rate_per_s, burst=settings.login_burst)
+    app.state.federation_limiter = RateLimiter(rate=settings.federation_rate_per_s, burst=settings.federation_burst)
     install_error_handlers(app)
 
     api = APIRouter(prefix="/api/v1")

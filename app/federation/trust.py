@@ -13,6 +13,7 @@ from app.db import SessionDep
 from app.errors import AppError, Forbidden, Unauthorized
 from app.federation import signing
 from app.partners.models import Partner
+from app.ratelimit import RateLimiter
 from app.users.models import Role
 
 
@@ -81,6 +82,9 @@ async def _partner(session: AsyncSession, partner_id: str) -> Partner:
 
 async def _authenticate(request: Request, session: AsyncSession, *, token_allowed: bool) -> PartnerCaller:
     settings: Settings = request.app.state.settings
+    limiter: RateLimiter = request.app.state.federation_limiter
+    # Before any verification work: a flood of forged requests from one address stops here.
+    limiter.check(f"addr:{request.client.host if request.client else 'unknown'}", what="federation requests")
     token_partner = _bearer_partner(request, settings)
     has_signature = any(request.headers.get(h) for h in (signing.H_SIG, signing.H_KEY))
     body = await request.body()
@@ -104,8 +108,10 @@ async def _authenticate(request: Request, session: AsyncSession, *, token_allowe
         if token_partner is not None and token_partner != partner_id:
             raise Forbidden("the token and the signature name different partners", code="partner_mismatch")
         partner = await _partner(session, partner_id)
+        limiter.check(f"partner:{partner.id}", what="federation requests from this partner")
         return PartnerCaller(partner.id, list(partner.roles), "signature", verified.key_id, body)
     partner = await _partner(session, token_partner)
+    limiter.check(f"partner:{partner.id}", what="federation requests from this partner")
     return PartnerCaller(partner.id, list(partner.roles), "token", None, body)
 
 
