@@ -71,7 +71,8 @@ class BodyGuard:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         if b"\x00" in body or b"\\u0000" in body:
-            await self._reject(send, 400, "nul_character", "the request contains a NUL character")
+            # PostgreSQL text cannot hold NUL; as a body value it is invalid input like any other.
+            await self._reject(send, 422, "validation_error", "text values must not contain NUL characters")
             return
         if b"json" in headers.get(b"content-type", b"") and json_depth_exceeds(body, self.max_json_depth):
             await self._reject(

@@ -76,6 +76,21 @@ class PatchModel(BaseModel):
 # ------------------------------------------------------------------------------------------ versions
 
 
+class DuplicateCode(AppError):
+    """A create naming a code that another row of the kind already has."""
+
+    status_code = 409
+    code = "duplicate_code"
+
+
+class EmptyPatch(AppError):
+    status_code = 422
+    code = "empty_patch"
+
+    def __init__(self) -> None:
+        super().__init__("the edit changes nothing: send at least one field besides the version")
+
+
 class VersionConflict(AppError):
     status_code = 409
     code = "version_conflict"

@@ -17,7 +17,15 @@ from app.events import service as event_service
 from app.geo.geojson import ListQuery
 from app.geo.queries import fetch_page, geodesic_distance, in_bbox, knn, point_value
 from app.upsert import UpsertResult, upsert_by_key
-from app.writes import changes, check_version, conditional_update, ensure_can_write, place_in_district
+from app.writes import (
+    DuplicateCode,
+    EmptyPatch,
+    changes,
+    check_version,
+    conditional_update,
+    ensure_can_write,
+    place_in_district,
+)
 
 
 async def list_depots(
@@ -221,19 +229,6 @@ async def nearest_holding(
 
 
 # ---------------------------------------------------------------------------------------- writes
-
-
-class DuplicateCode(AppError):
-    status_code = 409
-    code = "duplicate_code"
-
-
-class EmptyPatch(AppError):
-    status_code = 422
-    code = "empty_patch"
-
-    def __init__(self) -> None:
-        super().__init__("the edit changes nothing: send at least one field besides the version")
 
 
 class UnknownDepot(AppError):

@@ -15,7 +15,15 @@ from app.geo.queries import fetch_page, geodesic_distance, in_bbox, knn, point_v
 from app.helipads.models import Helipad, HelipadKind, HelipadStatus
 from app.helipads.schemas import HelipadCreate, HelipadPatch
 from app.upsert import UpsertResult, upsert_by_key
-from app.writes import changes, check_version, conditional_update, ensure_can_write, place_in_district
+from app.writes import (
+    DuplicateCode,
+    EmptyPatch,
+    changes,
+    check_version,
+    conditional_update,
+    ensure_can_write,
+    place_in_district,
+)
 
 
 async def list_helipads(
@@ -66,19 +74,6 @@ class HelipadNotFound(AppError):
 
     def __init__(self, helipad_id: int) -> None:
         super().__init__(f"no helipad has the id {helipad_id}", details={"helipad_id": helipad_id})
-
-
-class DuplicateCode(AppError):
-    status_code = 409
-    code = "duplicate_code"
-
-
-class EmptyPatch(AppError):
-    status_code = 422
-    code = "empty_patch"
-
-    def __init__(self) -> None:
-        super().__init__("the edit changes nothing: send at least one field besides the version")
 
 
 def helipad_snapshot(helipad: Helipad) -> dict[str, Any]:

@@ -15,7 +15,15 @@ from app.geo.queries import fetch_page, geodesic_distance, in_bbox, knn, point_v
 from app.shelters.models import Shelter, ShelterLevel, ShelterStatus
 from app.shelters.schemas import ShelterCreate, ShelterPatch
 from app.upsert import UpsertResult, upsert_by_key
-from app.writes import changes, check_version, conditional_update, ensure_can_write, place_in_district
+from app.writes import (
+    DuplicateCode,
+    EmptyPatch,
+    changes,
+    check_version,
+    conditional_update,
+    ensure_can_write,
+    place_in_district,
+)
 
 
 async def list_shelters(
@@ -78,19 +86,6 @@ class ShelterNotFound(AppError):
 
     def __init__(self, shelter_id: int) -> None:
         super().__init__(f"no shelter has the id {shelter_id}", details={"shelter_id": shelter_id})
-
-
-class DuplicateCode(AppError):
-    status_code = 409
-    code = "duplicate_code"
-
-
-class EmptyPatch(AppError):
-    status_code = 422
-    code = "empty_patch"
-
-    def __init__(self) -> None:
-        super().__init__("the edit changes nothing: send at least one field besides the version")
 
 
 class ShelterFull(AppError):

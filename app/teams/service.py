@@ -21,6 +21,8 @@ from app.teams.models import Team, TeamKind, TeamStatus, TeamTrackPoint
 from app.teams.schemas import TeamCreate, TeamPatch
 from app.upsert import UpsertResult, upsert_by_key
 from app.writes import (
+    DuplicateCode,
+    EmptyPatch,
     changes,
     check_version,
     conditional_update,
@@ -273,19 +275,6 @@ async def distances_to(
 
 
 # ---------------------------------------------------------------------------------------- writes
-
-
-class DuplicateCode(AppError):
-    status_code = 409
-    code = "duplicate_code"
-
-
-class EmptyPatch(AppError):
-    status_code = 422
-    code = "empty_patch"
-
-    def __init__(self) -> None:
-        super().__init__("the edit changes nothing: send at least one field besides the version")
 
 
 class UnknownTeams(AppError):

@@ -243,7 +243,7 @@ async def test_nul_characters_are_refused_at_the_door(client: httpx.AsyncClient,
     query = await client.get("/api/v1/federation/incidents", params={"partner": "pin\x00ggu"}, headers=auth())
     assert query.status_code == 400 and query.json()["code"] == "nul_character"
     body = await client.post("/api/v1/incidents", json=body_with_title("a\u0000b"), headers=auth())
-    assert body.status_code == 400 and body.json()["code"] == "nul_character"
+    assert body.status_code == 422 and body.json()["code"] == "validation_error"
 
 
 def body_with_title(title: str) -> dict[str, Any]:
