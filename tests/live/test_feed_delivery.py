@@ -235,7 +235,10 @@ async def test_a_commit_in_one_process_wakes_the_others_at_once_by_notify(
             LifespanManager(writer_app),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=writer_app), base_url="http://writer") as client,
         ):
-            await asyncio.wait_for(writer_app.state.live_hub.ready.wait(), 20)
+            try:
+                await asyncio.wait_for(writer_app.state.live_hub.ready.wait(), 20)
+            except TimeoutError:
+                raise AssertionError("the writing process's hub did not get ready in 20 s") from None
             seqs = [(await client.post("/test-only/events")).json()["seq"] for _ in range(3)]
             await feed.wait_seq(seqs[-1], within=10)
         assert feed.seqs[1:] == seqs
@@ -320,7 +323,13 @@ async def test_a_slow_consumer_is_cut_off_and_resumes_while_a_fast_one_keeps_rec
         received: list[int] = []
         try:
             while True:
-                message = json.loads(await asyncio.wait_for(slow.recv(), 20))
+                try:
+                    message = json.loads(await asyncio.wait_for(slow.recv(), 20))
+                except TimeoutError:
+                    raise AssertionError(
+                        f"the slow client was never closed: got {len(received)} of {len(expected)} events\n"
+                        f"{server.log()[-3000:]}"
+                    ) from None
                 if message["type"] == "event":
                     received.append(message["seq"])
         except ConnectionClosed:

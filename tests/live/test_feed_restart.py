@@ -37,7 +37,7 @@ async def run(*args: str, env: dict[str, str] | None = None, within: float = 120
         output, _ = await asyncio.wait_for(process.communicate(), within)
     except TimeoutError:
         process.kill()
-        raise
+        raise AssertionError(f"{' '.join(args[-3:])} took more than {within:g} s") from None
     text = output.decode(errors="replace")
     assert process.returncode == 0, f"{args[0]} failed:\n{text[-3000:]}"
     return text
