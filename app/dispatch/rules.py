@@ -27,6 +27,17 @@ class Rule:
 
 BASIC_LIVING = ("101", "102", "104", "105", "107")
 
+# Landslides and debris flows call for the same response: geological teams first.
+SLOPE_FAILURE = Rule(
+    needs=(
+        Need("geological rescue", (C.GEOLOGICAL_RESCUE,), 2),
+        Need("heavy rescue", (C.HEAVY_RESCUE,), 1),
+        Need("medical", (C.MEDICAL,), 1),
+    ),
+    shelters=True,
+    items=BASIC_LIVING,
+)
+
 RULES: dict[IncidentType, Rule] = {
     IncidentType.FOREST_FIRE: Rule(
         needs=(Need("forest fire suppression", (C.FOREST_FIRE,), 3), Need("water supply", (C.WATER_SUPPLY,), 1)),
@@ -38,15 +49,7 @@ RULES: dict[IncidentType, Rule] = {
         shelters=True,
         items=("208", "209"),
     ),
-    IncidentType.LANDSLIDE: Rule(
-        needs=(
-            Need("geological rescue", (C.GEOLOGICAL_RESCUE,), 2),
-            Need("heavy rescue", (C.HEAVY_RESCUE,), 1),
-            Need("medical", (C.MEDICAL,), 1),
-        ),
-        shelters=True,
-        items=BASIC_LIVING,
-    ),
+    IncidentType.LANDSLIDE: SLOPE_FAILURE,
     IncidentType.COLLAPSE: Rule(
         needs=(
             Need("heavy rescue", (C.HEAVY_RESCUE,), 2),
@@ -56,15 +59,7 @@ RULES: dict[IncidentType, Rule] = {
         shelters=True,
         items=BASIC_LIVING,
     ),
-    IncidentType.DEBRIS_FLOW: Rule(
-        needs=(
-            Need("geological rescue", (C.GEOLOGICAL_RESCUE,), 2),
-            Need("heavy rescue", (C.HEAVY_RESCUE,), 1),
-            Need("medical", (C.MEDICAL,), 1),
-        ),
-        shelters=True,
-        items=BASIC_LIVING,
-    ),
+    IncidentType.DEBRIS_FLOW: SLOPE_FAILURE,
     IncidentType.FLOOD: Rule(
         needs=(Need("flood rescue", (C.FLOOD_RESCUE,), 3), Need("water rescue", (C.WATER_RESCUE,), 1)),
         shelters=True,
