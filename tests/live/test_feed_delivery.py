@@ -308,6 +308,14 @@ async def test_a_slow_consumer_is_cut_off_and_resumes_while_a_fast_one_keeps_rec
             sock=sock,
             compression=None,  # 16 kB of "x" would deflate to nothing on the wire
         )
+        # Both must stream live before the flood: a socket that is still catching up from the table has no queue to
+        # overflow, it just waits on its send (the heartbeat, not the queue, ends a reader that never reads then).
+        warm_up = await wait_live(fast, conn)
+        received: list[int] = []
+        while not received or received[-1] < warm_up:
+            message = json.loads(await asyncio.wait_for(slow.recv(), 20))
+            if message["type"] == "event":
+                received.append(message["seq"])
         # 1500 events of 16 kB (24 MB: more than the socket buffers on both sides and the queue hold), written at
         # a pace a reading client keeps up with.
         for _ in range(30):
@@ -320,7 +328,6 @@ async def test_a_slow_consumer_is_cut_off_and_resumes_while_a_fast_one_keeps_rec
         await fast.wait_seq(expected[-1], within=40)
         assert fast.seqs == expected and not fast.closed
 
-        received: list[int] = []
         try:
             while True:
                 try:
