@@ -11,17 +11,20 @@
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Annotated, Any, ClassVar, Self
 
 from fastapi import Header, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
 from app.errors import AppError, BadRequest, Forbidden, NotFound
+from app.events import service as event_service
 from app.geo.coords import CoordSys
 from app.geo.input import PointIn
 from app.townships import service as township_service
@@ -282,3 +285,128 @@ def ensure_can_report_team(principal: Principal, team_ids: list[int], townships:
 def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """{field: {"from": old, "to": new}} for the fields that differ (what an audit event carries)."""
     return {k: {"from": before.get(k), "to": v} for k, v in after.items() if before.get(k) != v}
+
+
+# ---------------------------------------------------------------------------------- create and edit
+# Teams, shelters, depots and helipads are created and edited the same way; what differs per kind is
+# its snapshot (the editable state as JSON) and the summary its events carry.
+
+Snapshot = Callable[[Any], dict[str, Any]]
+
+
+async def create_resource(
+    session: AsyncSession,
+    model: Any,
+    *,
+    subject: str,
+    values: Mapping[str, Any],
+    principal: Principal,
+    event_data: Snapshot,
+) -> Any:
+    """INSERT a resource under its unique code and record `<subject>.created` with `event_data(row)`.
+
+    ON CONFLICT DO NOTHING: a taken code is a 409, not an aborted transaction (and no race between
+    a lookup and the insert).
+    """
+    row = await session.scalar(
+        pg_insert(model).values(**values).on_conflict_do_nothing(index_elements=[model.code]).returning(model)
+    )
+    if row is None:
+        code = values["code"]
+        raise DuplicateCode(f"a {subject} with the code {code} exists already", details={"code": code})
+    await event_service.record(
+        session=session,
+        topic=f"{subject}.created",
+        subject_type=subject,
+        subject_id=row.id,
+        actor=principal.actor,
+        township=row.township_code,
+        data=event_data(row),
+    )
+    return row
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list):
+        return [_as_json(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedEdit:
+    """`values` go to the UPDATE; `wanted` is the snapshot they would produce from `before`."""
+
+    before: dict[str, Any]
+    values: dict[str, Any]
+    wanted: dict[str, Any]
+
+    @property
+    def changes_anything(self) -> bool:
+        """False for an edit that sets what is there already: it writes nothing (no version, no event)."""
+        return bool(changes(self.before, self.wanted))
+
+
+async def plan_edit(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    before: Mapping[str, Any],
+    fields: Mapping[str, Any],
+    point_field: str,
+    coord_sys: CoordSys,
+) -> PlannedEdit:
+    """What a PATCH's fields (named as in the snapshot) change. A moved point gets its township again,
+    and moving a resource into another township needs the right to write there too."""
+    values: dict[str, Any] = {}
+    wanted = dict(before)
+    for name, value in fields.items():
+        if name == point_field:
+            place = await place_in_district(session=session, point=value, coord_sys=coord_sys)
+            ensure_can_write(principal, place.township)
+            values[name] = place.wkt
+            values["township_code"] = wanted["township"] = place.township
+            wanted[name] = [round(place.lon, 7), round(place.lat, 7)]
+        else:
+            # Lists (capabilities) are stored as plain text; single enums go to their Enum columns as members.
+            values[name] = [_as_json(v) for v in value] if isinstance(value, list) else value
+            wanted[name] = _as_json(value)
+    return PlannedEdit(before=dict(before), values=values, wanted=wanted)
+
+
+async def save_edit(
+    session: AsyncSession,
+    model: Any,
+    *,
+    subject: str,
+    subject_id: int,
+    expected: int,
+    edit: PlannedEdit,
+    principal: Principal,
+    snapshot: Snapshot,
+    event_data: Snapshot,
+) -> Any:
+    """The conditional UPDATE of a planned edit, and its `<subject>.updated` event with the changes."""
+    updated = await conditional_update(
+        session,
+        model,
+        subject=subject,
+        subject_id=subject_id,
+        expected=expected,
+        values={**edit.values, "updated_at": func.now()},
+    )
+    await event_service.record(
+        session=session,
+        topic=f"{subject}.updated",
+        subject_type=subject,
+        subject_id=updated.id,
+        actor=principal.actor,
+        township=updated.township_code,
+        data={
+            **event_data(updated),
+            "changes": changes(edit.before, snapshot(updated)),
+            "township_from": edit.before["township"],
+        },
+    )
+    return updated

@@ -18,13 +18,13 @@ from app.geo.geojson import ListQuery
 from app.geo.queries import fetch_page, geodesic_distance, in_bbox, knn, point_value
 from app.upsert import UpsertResult, upsert_by_key
 from app.writes import (
-    DuplicateCode,
     EmptyPatch,
-    changes,
     check_version,
-    conditional_update,
+    create_resource,
     ensure_can_write,
     place_in_district,
+    plan_edit,
+    save_edit,
 )
 
 
@@ -265,29 +265,20 @@ async def create_depot(*, session: AsyncSession, data: DepotCreate, principal: P
         session=session, point=data.location, coord_sys=data.coord_sys, claimed_township=data.township
     )
     ensure_can_write(principal, place.township)
-    depot: Depot | None = await session.scalar(
-        pg_insert(Depot)
-        .values(
-            code=data.code,
-            name=data.name,
-            name_en=data.name_en,
-            level=data.level,
-            location=place.wkt,
-            township_code=place.township,
-        )
-        .on_conflict_do_nothing(index_elements=[Depot.code])
-        .returning(Depot)
-    )
-    if depot is None:
-        raise DuplicateCode(f"a depot with the code {data.code} exists already", details={"code": data.code})
-    await event_service.record(
-        session=session,
-        topic="depot.created",
-        subject_type="depot",
-        subject_id=depot.id,
-        actor=principal.actor,
-        township=depot.township_code,
-        data={"depot_id": depot.id, "version": depot.version, **depot_snapshot(depot)},
+    depot: Depot = await create_resource(
+        session,
+        Depot,
+        subject="depot",
+        values={
+            "code": data.code,
+            "name": data.name,
+            "name_en": data.name_en,
+            "level": data.level,
+            "location": place.wkt,
+            "township_code": place.township,
+        },
+        principal=principal,
+        event_data=lambda d: {"depot_id": d.id, "version": d.version, **depot_snapshot(d)},
     )
     return depot
 
@@ -309,45 +300,26 @@ async def update_depot(
         raise EmptyPatch()
     depot = await _writable_depot(session=session, depot_id=depot_id, principal=principal)
     check_version("depot", depot_id, current=depot.version, expected=expected_version)
-    before = depot_snapshot(depot)
-    values: dict[str, Any] = {}
-    wanted = dict(before)
-    for name in ("name", "name_en"):
-        if name in fields:
-            values[name] = wanted[name] = fields[name]
-    if "level" in fields:
-        values["level"] = fields["level"]
-        wanted["level"] = fields["level"].value
-    if "location" in fields:
-        place = await place_in_district(session=session, point=fields["location"], coord_sys=patch.coord_sys)
-        ensure_can_write(principal, place.township)
-        values["location"] = place.wkt
-        values["township_code"] = wanted["township"] = place.township
-        wanted["location"] = [round(place.lon, 7), round(place.lat, 7)]
-    if not changes(before, wanted):
+    edit = await plan_edit(
+        session=session,
+        principal=principal,
+        before=depot_snapshot(depot),
+        fields=fields,
+        point_field="location",
+        coord_sys=patch.coord_sys,
+    )
+    if not edit.changes_anything:
         return depot
-    updated: Depot = await conditional_update(
+    updated: Depot = await save_edit(
         session,
         Depot,
         subject="depot",
         subject_id=depot_id,
         expected=expected_version,
-        values={**values, "updated_at": func.now()},
-    )
-    await event_service.record(
-        session=session,
-        topic="depot.updated",
-        subject_type="depot",
-        subject_id=updated.id,
-        actor=principal.actor,
-        township=updated.township_code,
-        data={
-            "depot_id": updated.id,
-            "code": updated.code,
-            "version": updated.version,
-            "changes": changes(before, depot_snapshot(updated)),
-            "township_from": before["township"],
-        },
+        edit=edit,
+        principal=principal,
+        snapshot=depot_snapshot,
+        event_data=lambda d: {"depot_id": d.id, "code": d.code, "version": d.version},
     )
     return updated
 

@@ -3,26 +3,24 @@
 from typing import Any
 
 from geoalchemy2.shape import to_shape
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
 from app.errors import AppError
-from app.events import service as event_service
 from app.geo.geojson import ListQuery
 from app.geo.queries import fetch_page, geodesic_distance, in_bbox, knn, point_value
 from app.helipads.models import Helipad, HelipadKind, HelipadStatus
 from app.helipads.schemas import HelipadCreate, HelipadPatch
 from app.upsert import UpsertResult, upsert_by_key
 from app.writes import (
-    DuplicateCode,
     EmptyPatch,
-    changes,
     check_version,
-    conditional_update,
+    create_resource,
     ensure_can_write,
     place_in_district,
+    plan_edit,
+    save_edit,
 )
 
 
@@ -89,36 +87,36 @@ def helipad_snapshot(helipad: Helipad) -> dict[str, Any]:
     }
 
 
+def helipad_summary(helipad: Helipad) -> dict[str, Any]:
+    return {
+        "helipad_id": helipad.id,
+        "code": helipad.code,
+        "status": HelipadStatus(helipad.status).value,
+        "version": helipad.version,
+    }
+
+
 async def create_helipad(*, session: AsyncSession, data: HelipadCreate, principal: Principal) -> Helipad:
     """A new helipad in the township holding its point (scope-checked)."""
     place = await place_in_district(
         session=session, point=data.location, coord_sys=data.coord_sys, claimed_township=data.township
     )
     ensure_can_write(principal, place.township)
-    helipad: Helipad | None = await session.scalar(
-        pg_insert(Helipad)
-        .values(
-            code=data.code,
-            name=data.name,
-            name_en=data.name_en,
-            kind=data.kind,
-            status=data.status,
-            location=place.wkt,
-            township_code=place.township,
-        )
-        .on_conflict_do_nothing(index_elements=[Helipad.code])
-        .returning(Helipad)
-    )
-    if helipad is None:
-        raise DuplicateCode(f"a helipad with the code {data.code} exists already", details={"code": data.code})
-    await event_service.record(
-        session=session,
-        topic="helipad.created",
-        subject_type="helipad",
-        subject_id=helipad.id,
-        actor=principal.actor,
-        township=helipad.township_code,
-        data={"helipad_id": helipad.id, "version": helipad.version, **helipad_snapshot(helipad)},
+    helipad: Helipad = await create_resource(
+        session,
+        Helipad,
+        subject="helipad",
+        values={
+            "code": data.code,
+            "name": data.name,
+            "name_en": data.name_en,
+            "kind": data.kind,
+            "status": data.status,
+            "location": place.wkt,
+            "township_code": place.township,
+        },
+        principal=principal,
+        event_data=lambda h: {"helipad_id": h.id, "version": h.version, **helipad_snapshot(h)},
     )
     return helipad
 
@@ -135,46 +133,25 @@ async def update_helipad(
         raise HelipadNotFound(helipad_id)
     ensure_can_write(principal, helipad.township_code)
     check_version("helipad", helipad_id, current=helipad.version, expected=expected_version)
-    before = helipad_snapshot(helipad)
-    values: dict[str, Any] = {}
-    wanted = dict(before)
-    for name in ("name", "name_en"):
-        if name in fields:
-            values[name] = wanted[name] = fields[name]
-    for name in ("kind", "status"):
-        if name in fields:
-            values[name] = fields[name]
-            wanted[name] = fields[name].value
-    if "location" in fields:
-        place = await place_in_district(session=session, point=fields["location"], coord_sys=patch.coord_sys)
-        ensure_can_write(principal, place.township)
-        values["location"] = place.wkt
-        values["township_code"] = wanted["township"] = place.township
-        wanted["location"] = [round(place.lon, 7), round(place.lat, 7)]
-    if not changes(before, wanted):
+    edit = await plan_edit(
+        session=session,
+        principal=principal,
+        before=helipad_snapshot(helipad),
+        fields=fields,
+        point_field="location",
+        coord_sys=patch.coord_sys,
+    )
+    if not edit.changes_anything:
         return helipad
-    updated: Helipad = await conditional_update(
+    updated: Helipad = await save_edit(
         session,
         Helipad,
         subject="helipad",
         subject_id=helipad_id,
         expected=expected_version,
-        values={**values, "updated_at": func.now()},
-    )
-    await event_service.record(
-        session=session,
-        topic="helipad.updated",
-        subject_type="helipad",
-        subject_id=updated.id,
-        actor=principal.actor,
-        township=updated.township_code,
-        data={
-            "helipad_id": updated.id,
-            "code": updated.code,
-            "status": HelipadStatus(updated.status).value,
-            "version": updated.version,
-            "changes": changes(before, helipad_snapshot(updated)),
-            "township_from": before["township"],
-        },
+        edit=edit,
+        principal=principal,
+        snapshot=helipad_snapshot,
+        event_data=helipad_summary,
     )
     return updated

@@ -4,7 +4,6 @@ from typing import Any
 
 from geoalchemy2.shape import to_shape
 from sqlalchemy import and_, case, func, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
@@ -16,13 +15,13 @@ from app.shelters.models import Shelter, ShelterLevel, ShelterStatus
 from app.shelters.schemas import ShelterCreate, ShelterPatch
 from app.upsert import UpsertResult, upsert_by_key
 from app.writes import (
-    DuplicateCode,
     EmptyPatch,
-    changes,
     check_version,
-    conditional_update,
+    create_resource,
     ensure_can_write,
     place_in_district,
+    plan_edit,
+    save_edit,
 )
 
 
@@ -174,34 +173,25 @@ async def create_shelter(*, session: AsyncSession, data: ShelterCreate, principa
         session=session, point=data.location, coord_sys=data.coord_sys, claimed_township=data.township
     )
     ensure_can_write(principal, place.township)
-    shelter: Shelter | None = await session.scalar(
-        pg_insert(Shelter)
-        .values(
-            code=data.code,
-            name=data.name,
-            level=data.level,
-            site_type=data.site_type,
-            capacity=data.capacity,
-            occupancy=0,
-            area_m2=data.area_m2,
-            status=ShelterStatus.STANDBY,
-            address=data.address,
-            location=place.wkt,
-            township_code=place.township,
-        )
-        .on_conflict_do_nothing(index_elements=[Shelter.code])
-        .returning(Shelter)
-    )
-    if shelter is None:
-        raise DuplicateCode(f"a shelter with the code {data.code} exists already", details={"code": data.code})
-    await event_service.record(
-        session=session,
-        topic="shelter.created",
-        subject_type="shelter",
-        subject_id=shelter.id,
-        actor=principal.actor,
-        township=shelter.township_code,
-        data={"shelter_id": shelter.id, "version": shelter.version, **shelter_snapshot(shelter)},
+    shelter: Shelter = await create_resource(
+        session,
+        Shelter,
+        subject="shelter",
+        values={
+            "code": data.code,
+            "name": data.name,
+            "level": data.level,
+            "site_type": data.site_type,
+            "capacity": data.capacity,
+            "occupancy": 0,
+            "area_m2": data.area_m2,
+            "status": ShelterStatus.STANDBY,
+            "address": data.address,
+            "location": place.wkt,
+            "township_code": place.township,
+        },
+        principal=principal,
+        event_data=lambda sh: {"shelter_id": sh.id, "version": sh.version, **shelter_snapshot(sh)},
     )
     return shelter
 
@@ -229,23 +219,15 @@ async def update_shelter(
         raise EmptyPatch()
     shelter = await _writable_shelter(session=session, shelter_id=shelter_id, principal=principal)
     check_version("shelter", shelter_id, current=shelter.version, expected=expected_version)
-    before = shelter_snapshot(shelter)
-    values: dict[str, Any] = {}
-    wanted = dict(before)
-    for name in ("name", "site_type", "capacity", "area_m2", "address", "occupancy"):
-        if name in fields:
-            values[name] = wanted[name] = fields[name]
-    for name in ("level", "status"):
-        if name in fields:
-            values[name] = fields[name]
-            wanted[name] = fields[name].value
-    if "location" in fields:
-        place = await place_in_district(session=session, point=fields["location"], coord_sys=patch.coord_sys)
-        ensure_can_write(principal, place.township)
-        values["location"] = place.wkt
-        values["township_code"] = wanted["township"] = place.township
-        wanted["location"] = [round(place.lon, 7), round(place.lat, 7)]
-    occupancy, capacity = wanted["occupancy"], wanted["capacity"]
+    edit = await plan_edit(
+        session=session,
+        principal=principal,
+        before=shelter_snapshot(shelter),
+        fields=fields,
+        point_field="location",
+        coord_sys=patch.coord_sys,
+    )
+    occupancy, capacity = edit.wanted["occupancy"], edit.wanted["capacity"]
     if occupancy > capacity:
         raise OccupancyAboveCapacity(
             f"occupancy {occupancy} would exceed the capacity {capacity}",
@@ -256,32 +238,20 @@ async def update_shelter(
             "a shelter without free places cannot be open (it is full)",
             details={"occupancy": occupancy, "capacity": capacity},
         )
-    if not changes(before, wanted):
+    if not edit.changes_anything:
         return shelter
-    if "status" not in fields and (occupancy != before["occupancy"] or capacity != before["capacity"]):
-        values["status"] = _status_after(literal(occupancy), literal(capacity))
-    updated: Shelter = await conditional_update(
+    if "status" not in fields and (occupancy != edit.before["occupancy"] or capacity != edit.before["capacity"]):
+        edit.values["status"] = _status_after(literal(occupancy), literal(capacity))
+    updated: Shelter = await save_edit(
         session,
         Shelter,
         subject="shelter",
         subject_id=shelter_id,
         expected=expected_version,
-        values={**values, "updated_at": func.now()},
-    )
-    await event_service.record(
-        session=session,
-        topic="shelter.updated",
-        subject_type="shelter",
-        subject_id=updated.id,
-        actor=principal.actor,
-        township=updated.township_code,
-        data={
-            **_free(updated),
-            "code": updated.code,
-            "version": updated.version,
-            "changes": changes(before, shelter_snapshot(updated)),
-            "township_from": before["township"],
-        },
+        edit=edit,
+        principal=principal,
+        snapshot=shelter_snapshot,
+        event_data=lambda sh: {**_free(sh), "code": sh.code, "version": sh.version},
     )
     return updated
 

@@ -21,14 +21,14 @@ from app.teams.models import Team, TeamKind, TeamStatus, TeamTrackPoint
 from app.teams.schemas import TeamCreate, TeamPatch
 from app.upsert import UpsertResult, upsert_by_key
 from app.writes import (
-    DuplicateCode,
     EmptyPatch,
-    changes,
     check_version,
-    conditional_update,
+    create_resource,
     ensure_can_report_team,
     ensure_can_write,
     place_in_district,
+    plan_edit,
+    save_edit,
 )
 
 
@@ -311,35 +311,24 @@ async def create_team(*, session: AsyncSession, data: TeamCreate, principal: Pri
         session=session, point=data.base, coord_sys=data.coord_sys, claimed_township=data.township
     )
     ensure_can_write(principal, place.township)
-    # ON CONFLICT DO NOTHING: a taken code is a 409, not an aborted transaction (and no race between
-    # a lookup and the insert).
-    team: Team | None = await session.scalar(
-        pg_insert(Team)
-        .values(
-            code=data.code,
-            name=data.name,
-            name_en=data.name_en,
-            kind=data.kind,
-            capabilities=[c.value for c in data.capabilities],
-            headcount=data.headcount,
-            township_code=place.township,
-            base=place.wkt,
-            shareable=data.shareable,
-            phone=data.phone,
-        )
-        .on_conflict_do_nothing(index_elements=[Team.code])
-        .returning(Team)
-    )
-    if team is None:
-        raise DuplicateCode(f"a team with the code {data.code} exists already", details={"code": data.code})
-    await event_service.record(
-        session=session,
-        topic="team.created",
-        subject_type="team",
-        subject_id=team.id,
-        actor=principal.actor,
-        township=team.township_code,
-        data=team_event_data(team, **team_snapshot(team)),
+    team: Team = await create_resource(
+        session,
+        Team,
+        subject="team",
+        values={
+            "code": data.code,
+            "name": data.name,
+            "name_en": data.name_en,
+            "kind": data.kind,
+            "capabilities": [c.value for c in data.capabilities],
+            "headcount": data.headcount,
+            "township_code": place.township,
+            "base": place.wkt,
+            "shareable": data.shareable,
+            "phone": data.phone,
+        },
+        principal=principal,
+        event_data=lambda t: team_event_data(t, **team_snapshot(t)),
     )
     return team
 
@@ -364,44 +353,26 @@ async def update_team(
         raise EmptyPatch()
     team = await _writable_team(session=session, team_id=team_id, principal=principal)
     check_version("team", team_id, current=team.version, expected=expected_version)
-    before = team_snapshot(team)
-    # `values` go to the UPDATE; `wanted` is the snapshot they would produce (to skip no-op edits).
-    values: dict[str, Any] = {}
-    wanted = dict(before)
-    for name in ("name", "name_en", "headcount", "shareable", "phone"):
-        if name in fields:
-            values[name] = wanted[name] = fields[name]
-    if "kind" in fields:
-        values["kind"] = fields["kind"]
-        wanted["kind"] = fields["kind"].value
-    if "capabilities" in fields:
-        values["capabilities"] = wanted["capabilities"] = [c.value for c in fields["capabilities"]]
-    if "base" in fields:
-        place = await place_in_district(session=session, point=fields["base"], coord_sys=patch.coord_sys)
-        # Moving a team into another township needs the right to write there too.
-        ensure_can_write(principal, place.township)
-        values["base"] = place.wkt
-        values["township_code"] = wanted["township"] = place.township
-        wanted["base"] = [round(place.lon, 7), round(place.lat, 7)]
-    if not changes(before, wanted):
+    edit = await plan_edit(
+        session=session,
+        principal=principal,
+        before=team_snapshot(team),
+        fields=fields,
+        point_field="base",
+        coord_sys=patch.coord_sys,
+    )
+    if not edit.changes_anything:
         return team
-    updated: Team = await conditional_update(
+    updated: Team = await save_edit(
         session,
         Team,
         subject="team",
         subject_id=team_id,
         expected=expected_version,
-        values={**values, "updated_at": func.now()},
-    )
-    after = team_snapshot(updated)
-    await event_service.record(
-        session=session,
-        topic="team.updated",
-        subject_type="team",
-        subject_id=updated.id,
-        actor=principal.actor,
-        township=updated.township_code,
-        data=team_event_data(updated, changes=changes(before, after), township_from=before["township"]),
+        edit=edit,
+        principal=principal,
+        snapshot=team_snapshot,
+        event_data=team_event_data,
     )
     return updated
 
