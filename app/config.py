@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     federation_retry_max_s: float = 300.0
     federation_worker_enabled: bool = True
     federation_worker_poll_s: float = 5.0
+    # Take a partner's Ack (delivered) or permanent Error (given up) only when it carries the partner's signature
+    # over this very request. Off only for a partner implementation that cannot sign its answers yet.
+    federation_require_signed_answers: bool = True
     # Live feed (app/live/, docs/asyncapi.yaml).
     # Events a socket may have waiting; past it the client is closed as a slow consumer (4408).
     live_queue_size: int = Field(default=1000, ge=2)

@@ -27,7 +27,7 @@ from app.events import service as event_service
 from app.federation import signing
 from app.federation.envelope import JSON, dumps, envelope, parse_time, utcnow
 from app.federation.models import OutboxMessage, OutboxState
-from app.federation.trust import endpoint_of, outbound_key
+from app.federation.trust import endpoint_of, outbound_key, partner_secrets
 from app.partners.models import Partner
 
 log = structlog.get_logger(__name__)
@@ -202,6 +202,27 @@ def _acknowledged(response: httpx.Response, distribution_id: str) -> tuple[bool,
     return True, None
 
 
+def _unsigned_answer(
+    settings: Settings, partner_id: str, request_signature: str, response: httpx.Response
+) -> str | None:
+    """Why an answer that would settle a message cannot be trusted; None when it carries the partner's
+    signature over our request (or the check is turned off)."""
+    if not settings.federation_require_signed_answers:
+        return None
+    try:
+        signing.verify_answer(
+            status=response.status_code,
+            request_signature=request_signature,
+            body=response.content,
+            headers={k.lower(): v for k, v in response.headers.items()},
+            secret_for=partner_secrets(settings, partner_id),
+            max_skew_s=settings.federation_clock_skew_s,
+        )
+    except signing.SignatureError as exc:
+        return f"HTTP {response.status_code} answer refused, {exc.code}: {exc.message}"
+    return None
+
+
 def _error_text(response: httpx.Response) -> str:
     code = response.headers.get("fed-error-code")
     try:
@@ -276,7 +297,11 @@ async def _send_head(
         else:
             status = response.status_code
             body_text = response.text[:20000]
-            if 200 <= status < 300:
+            settles = 200 <= status < 300 or status in PERMANENT
+            forged = _unsigned_answer(settings, partner_id, headers[signing.H_SIG], response) if settles else None
+            if forged is not None:
+                error = forged  # neither delivered nor given up on an answer the partner did not sign: retried
+            elif 200 <= status < 300:
                 delivered, error = _acknowledged(response, message.distribution_id)
             else:
                 error = _error_text(response)[:1000]

@@ -10,7 +10,7 @@ from app.db import SessionDep
 from app.errors import NotFound
 from app.federation import envelope as env
 from app.federation import inbox, jsonschemas, resources
-from app.federation.trust import AnyPartner, SignedPartner
+from app.federation.trust import AnyPartner, SignedPartner, answer_headers
 
 router = APIRouter(prefix="/federation/v1", tags=["federation (partners)"])
 
@@ -39,7 +39,10 @@ async def post_message(request: Request, session: SessionDep, caller: SignedPart
     status, body, replayed = await inbox.receive(
         session=session, settings=request.app.state.settings, caller=caller, body=caller.body
     )
-    return Response(body, status_code=status, media_type=env.JSON, headers={"Fed-Replay": "true"} if replayed else None)
+    headers = answer_headers(request, caller.partner_id, status, body)
+    if replayed:
+        headers["Fed-Replay"] = "true"
+    return Response(body, status_code=status, media_type=env.JSON, headers=headers)
 
 
 @router.get("/resources", responses=SIGNED)
@@ -104,8 +107,14 @@ async def _envelope_error(request: Request, exc: Exception) -> Response:
         reference=reference,
         status=status,
     )
+    content = env.dumps(body)
+    # Signed like an Ack once the partner is known: the sender gives a message up on a permanent Error.
+    signature = answer_headers(request, getattr(request.state, "federation_partner", None), exc.status_code, content)
     return Response(
-        env.dumps(body), status_code=exc.status_code, media_type=env.JSON, headers={env.ERROR_CODE_HEADER: exc.code}
+        content,
+        status_code=exc.status_code,
+        media_type=env.JSON,
+        headers={env.ERROR_CODE_HEADER: exc.code, **signature},
     )
 
 

@@ -48,6 +48,25 @@ def outbound_key(settings: Settings, partner_id: str) -> tuple[str, bytes] | Non
     return config.outbound_key_id, config.outbound_secret.get_secret_value().encode()
 
 
+def partner_secrets(settings: Settings, partner_id: str) -> dict[str, bytes]:
+    """key id -> secret of the keys one partner signs with (its answers are checked against these only)."""
+    config = settings.federation_partners.get(partner_id)
+    if config is None:
+        return {}
+    return {key_id: secret.get_secret_value().encode() for key_id, secret in config.inbound_keys.items()}
+
+
+def answer_headers(request: Request, partner_id: str | None, status: int, body: bytes) -> dict[str, str]:
+    """Our signature on the answer to a partner's signed request (none when we hold no key for that partner)."""
+    request_signature = request.headers.get(signing.H_SIG)
+    key = outbound_key(request.app.state.settings, partner_id) if partner_id else None
+    if not request_signature or key is None:
+        return {}
+    return signing.sign_answer(
+        status=status, request_signature=request_signature, body=body, key_id=key[0], secret=key[1]
+    )
+
+
 def endpoint_of(settings: Settings, partner: Partner) -> str | None:
     config = settings.federation_partners.get(partner.id)
     url = (config.endpoint if config and config.endpoint else None) or partner.endpoint

@@ -18,18 +18,30 @@ from app.db import create_engine, create_sessionmaker
 from app.federation import outbox, signing
 from app.main import create_app
 from tests.conftest import CommittedDb, make_settings
-from tests.federation.helpers import JIZHOU_TO_PINGGU, incident, partners_config
+from tests.federation.helpers import (
+    JIZHOU_TO_PINGGU,
+    JIZHOU_TO_YUTIAN,
+    PINGGU_KEY,
+    YUTIAN_KEY,
+    incident,
+    partners_config,
+)
+
+# What each fake partner host checks our requests with, and signs its answers with.
+HOST_KEYS = {"pinggu.test": (JIZHOU_TO_PINGGU, PINGGU_KEY), "yutian.test": (JIZHOU_TO_YUTIAN, YUTIAN_KEY)}
 
 
 @dataclass
 class FakePartner:
-    """Pinggu's endpoint: down or up; when up it checks our signature and acknowledges."""
+    """The partners' endpoints: down or up; when up they check our signature and acknowledge, signing the
+    answer as the real service does (`answers`: "signed", "unsigned", or "forged" with a key that is not theirs)."""
 
     up: bool = False
     reject: set[str] = field(default_factory=set)
     received: list[str] = field(default_factory=list)
     attempts: list[str] = field(default_factory=list)
     delay_s: float = 0.0
+    answers: str = "signed"
 
     async def __call__(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()
@@ -37,21 +49,22 @@ class FakePartner:
         self.attempts.append(envelope["distributionID"])
         if not self.up:
             raise httpx.ConnectError("connection refused", request=request)
+        ours, theirs = HOST_KEYS[request.url.host]
         signing.verify(
             method=request.method,
             path=request.url.path,
             query=request.url.query.decode(),
             body=body,
             headers={k.lower(): v for k, v in request.headers.items()},
-            secret_for={JIZHOU_TO_PINGGU[0]: JIZHOU_TO_PINGGU[1].encode()},
+            secret_for={ours[0]: ours[1].encode()},
             max_skew_s=300,
         )
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if envelope["distributionID"] in self.reject:
-            return httpx.Response(
+            status, answer = (
                 422,
-                json={
+                {
                     "distributionKind": "Error",
                     "content": [
                         {
@@ -61,10 +74,21 @@ class FakePartner:
                     ],
                 },
             )
-        self.received.append(envelope["distributionID"])
-        return httpx.Response(
-            200, json={"distributionKind": "Ack", "distributionReference": [envelope["distributionID"]]}
-        )
+        else:
+            self.received.append(envelope["distributionID"])
+            status, answer = 200, {"distributionKind": "Ack", "distributionReference": [envelope["distributionID"]]}
+        content = orjson.dumps(answer)
+        headers = {"Content-Type": "application/json"}
+        if self.answers != "unsigned":
+            key = theirs if self.answers == "signed" else ("intruder-k1", "an-intruder-signs-this-answer-" + "x" * 8)
+            headers |= signing.sign_answer(
+                status=status,
+                request_signature=request.headers[signing.H_SIG],
+                body=content,
+                key_id=key[0],
+                secret=key[1].encode(),
+            )
+        return httpx.Response(status, content=content, headers=headers)
 
 
 @dataclass
@@ -164,6 +188,42 @@ async def test_a_refused_message_does_not_block_the_rest(rig: Rig, auth: Callabl
     assert states[queued[2]["id"]][0] == "delivered"
 
 
+@pytest.mark.parametrize("answers", ["unsigned", "forged"])
+async def test_an_answer_the_partner_did_not_sign_settles_nothing(
+    rig: Rig, auth: Callable[..., dict[str, str]], answers: str
+) -> None:
+    # Someone between us and Pinggu answering for it: neither its Ack (the message would count as delivered) nor its
+    # Error (it would be given up) is taken; the message stays pending and is retried.
+    queued = await share(rig, auth(), 2)
+    rig.partner.up, rig.partner.answers = True, answers
+    rig.partner.reject = {queued[1]["distribution_id"]}
+    await outbox.deliver_due(rig.sessionmaker, rig.settings, rig.http)
+    head = (await rig.client.get(f"/api/v1/federation/outbox/{queued[0]['id']}", headers=auth())).json()
+    assert head["state"] == "pending" and head["attempts"] == 1
+    code = "signature_missing" if answers == "unsigned" else "unknown_key"
+    assert f"HTTP 200 answer refused, {code}" in head["last_error"]
+
+    # The real partner's signed answers settle both: the Ack delivers, the Error gives up.
+    rig.partner.answers = "signed"
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    await outbox.deliver_due(rig.sessionmaker, rig.settings, rig.http, now=lambda: later)
+    states = {
+        m["id"]: m["state"] for m in (await rig.client.get("/api/v1/federation/outbox", headers=auth())).json()["items"]
+    }
+    assert states == {queued[0]["id"]: "delivered", queued[1]["id"]: "rejected"}
+
+
+async def test_unsigned_answers_can_be_allowed_for_a_partner_that_cannot_sign(
+    rig: Rig, auth: Callable[..., dict[str, str]]
+) -> None:
+    queued = await share(rig, auth(), 1)
+    rig.partner.up, rig.partner.answers = True, "unsigned"
+    rig.settings.federation_require_signed_answers = False
+    await outbox.deliver_due(rig.sessionmaker, rig.settings, rig.http)
+    one = (await rig.client.get(f"/api/v1/federation/outbox/{queued[0]['id']}", headers=auth())).json()
+    assert one["state"] == "delivered"
+
+
 async def test_expired_messages_stop_being_retried(rig: Rig, auth: Callable[..., dict[str, str]]) -> None:
     r = await rig.client.post(
         "/api/v1/federation/outbox",
@@ -181,11 +241,6 @@ async def test_two_workers_never_send_one_message_twice(rig: Rig, auth: Callable
     queued = await share(rig, auth(), 6, partners=["pinggu", "yutian"])
     rig.partner.up = True
     rig.partner.delay_s = 0.02
-    # Yutian goes to the same fake; its messages are checked with Pinggu's key, so accept either key here.
-    rig.settings.federation_partners["yutian"].outbound_key_id = JIZHOU_TO_PINGGU[0]
-    rig.settings.federation_partners["yutian"].outbound_secret = rig.settings.federation_partners[
-        "pinggu"
-    ].outbound_secret
     await asyncio.gather(*(outbox.deliver_due(rig.sessionmaker, rig.settings, rig.http) for _ in range(3)))
     for _ in range(3):  # anything a busy worker skipped is picked up by the next pass
         await outbox.deliver_due(rig.sessionmaker, rig.settings, rig.http)

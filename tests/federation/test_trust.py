@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.federation import signing
 from tests.federation.conftest import snapshot
-from tests.federation.helpers import PINGGU_KEY, YUTIAN_KEY, dumps, envelope, incident, signed
+from tests.federation.helpers import JIZHOU_TO_PINGGU, PINGGU_KEY, YUTIAN_KEY, dumps, envelope, incident, signed
 
 PATH = "/federation/v1/messages"
 
@@ -86,6 +86,50 @@ async def test_refused_requests_store_nothing(
     else:
         assert payload["code"] == code
     assert await snapshot(session) == before
+
+
+def check_answer(response: httpx.Response, request_signature: str, status: int | None = None) -> None:
+    """Verify our answer as Pinggu does: with the key we sign to Pinggu, over the request it answers."""
+    signing.verify_answer(
+        status=response.status_code if status is None else status,
+        request_signature=request_signature,
+        body=response.content,
+        headers={k.lower(): v for k, v in response.headers.items()},
+        secret_for={JIZHOU_TO_PINGGU[0]: JIZHOU_TO_PINGGU[1].encode()},
+        max_skew_s=300,
+    )
+
+
+async def test_answers_are_signed_for_the_one_request_they_answer(fed_client: httpx.AsyncClient) -> None:
+    body = share()
+    headers = signed("POST", PATH, body)
+    ack = await fed_client.post(PATH, content=body, headers=headers)
+    assert ack.status_code == 200 and ack.headers[signing.H_KEY] == JIZHOU_TO_PINGGU[0]
+    check_answer(ack, headers[signing.H_SIG])
+
+    # Not transferable: to another request, or with another status, the same answer does not verify.
+    other = signed("POST", PATH, share())
+    for request_signature, status in ((other[signing.H_SIG], None), (headers[signing.H_SIG], 422)):
+        with pytest.raises(signing.SignatureError) as refused:
+            check_answer(ack, request_signature, status)
+        assert refused.value.code == "bad_signature"
+
+    # The replayed answer (same bytes) is signed for the retransmission that asked.
+    again = signed("POST", PATH, body)
+    replay = await fed_client.post(PATH, content=body, headers=again)
+    assert replay.headers["Fed-Replay"] == "true" and replay.content == ack.content
+    check_answer(replay, again[signing.H_SIG])
+
+    # An Error envelope is signed too: a sender gives a message up on it.
+    invalid = dumps(envelope([{"contentType": "incident", "contentObject": {"incidentID": "PG-1"}}]))
+    invalid_headers = signed("POST", PATH, invalid)
+    error = await fed_client.post(PATH, content=invalid, headers=invalid_headers)
+    assert error.status_code == 422 and error.json()["distributionKind"] == "Error"
+    check_answer(error, invalid_headers[signing.H_SIG])
+
+    # A request that is not authenticated gets no signature: there is no partner to sign for.
+    unsigned = await fed_client.post(PATH, content=body, headers={"Content-Type": "application/json"})
+    assert unsigned.status_code == 401 and signing.H_SIG not in unsigned.headers
 
 
 async def test_timestamp_within_five_minutes_is_accepted(fed_client: httpx.AsyncClient) -> None:
