@@ -33,7 +33,7 @@ class Server:
 
 
 @contextmanager
-def running_server(database_url: str, *, startup_timeout_s: float = 30, **env: str) -> Iterator[Server]:
+def running_server(database_url: str, *, startup_timeout_s: float = 120, **env: str) -> Iterator[Server]:
     port = free_port()
     environment = {
         **os.environ,
@@ -59,7 +59,7 @@ def running_server(database_url: str, *, startup_timeout_s: float = 30, **env: s
             if process.poll() is not None:
                 raise RuntimeError(f"server exited: {server.log()[-3000:]}")
             try:
-                if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
