@@ -234,6 +234,8 @@ class TeamShortlist:
 #   the btree on (position_live, position_at).
 # Each KNN branch filters the clock's verdict too, so every team counts once, where it really is.
 # The index orders by `<->` (sphere); the caller ranks by the exact geodesic distance.
+# Each branch selects its rows whole (no join back to team by id: a generic plan would merge-join the
+# whole table for that).
 TEAM_SHORTLISTS = text(
     """
     WITH here AS (
@@ -246,15 +248,16 @@ TEAM_SHORTLISTS = text(
         FROM unnest(CAST(:capabilities AS text[]), CAST(:k AS integer[])) WITH ORDINALITY AS n(caps, k, ord)
     )
     SELECT need.ord, c.live, c.index_distance_m,
-           t.id, t.code, t.name, t.kind, t.capabilities, t.headcount, t.township_code, t.status,
-           ST_Distance(b.believed, here.point) AS distance_m,
-           ST_X(CAST(b.believed AS geometry)) AS lon,
-           ST_Y(CAST(b.believed AS geometry)) AS lat,
-           EXTRACT(epoch FROM now() - t.position_at) AS age_s
+           c.id, c.code, c.name, c.kind, c.capabilities, c.headcount, c.township_code, c.status,
+           ST_Distance(c.believed, here.point) AS distance_m,
+           ST_X(CAST(c.believed AS geometry)) AS lon,
+           ST_Y(CAST(c.believed AS geometry)) AS lat,
+           EXTRACT(epoch FROM now() - c.position_at) AS age_s
     FROM here
     CROSS JOIN need
     CROSS JOIN LATERAL (
-        (SELECT t.id, false AS live, t.base <-> here.point AS index_distance_m
+        (SELECT t.id, t.code, t.name, t.kind, t.capabilities, t.headcount, t.township_code, t.status,
+                t.position_at, t.base AS believed, false AS live, t.base <-> here.point AS index_distance_m
          FROM team AS t
          WHERE NOT t.position_live
            AND (t.position_at IS NULL OR t.position_at <= here.fresh_after OR t.position IS NULL)
@@ -263,13 +266,15 @@ TEAM_SHORTLISTS = text(
          ORDER BY t.base <-> here.point
          LIMIT need.k)
         UNION ALL
-        (SELECT t.id, false, t.base <-> here.point
+        (SELECT t.id, t.code, t.name, t.kind, t.capabilities, t.headcount, t.township_code, t.status,
+                t.position_at, t.base, false, t.base <-> here.point
          FROM team AS t
          WHERE t.position_live AND t.position_at <= here.fresh_after
            AND (NOT :only_available OR t.status = 'available')
            AND (cardinality(need.caps) = 0 OR t.capabilities && need.caps))
         UNION ALL
-        (SELECT t.id, true, t.position <-> here.point
+        (SELECT t.id, t.code, t.name, t.kind, t.capabilities, t.headcount, t.township_code, t.status,
+                t.position_at, t.position, true, t.position <-> here.point
          FROM team AS t
          WHERE t.position_live AND t.position_at > here.fresh_after
            AND (NOT :only_available OR t.status = 'available')
@@ -277,15 +282,14 @@ TEAM_SHORTLISTS = text(
          ORDER BY t.position <-> here.point
          LIMIT need.k)
         UNION ALL
-        (SELECT t.id, true, t.position <-> here.point
+        (SELECT t.id, t.code, t.name, t.kind, t.capabilities, t.headcount, t.township_code, t.status,
+                t.position_at, t.position, true, t.position <-> here.point
          FROM team AS t
          WHERE NOT t.position_live AND t.position_at > here.fresh_after AND t.position IS NOT NULL
            AND (NOT :only_available OR t.status = 'available')
            AND (cardinality(need.caps) = 0 OR t.capabilities && need.caps))
     ) AS c
-    JOIN team AS t ON t.id = c.id
-    CROSS JOIN LATERAL (SELECT CASE WHEN c.live THEN t.position ELSE t.base END AS believed) AS b
-    ORDER BY need.ord, c.index_distance_m, t.id
+    ORDER BY need.ord, c.index_distance_m, c.id
     """
 )
 
