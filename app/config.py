@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     }
     # A live position older than this is not trusted; the team's base is used instead.
     dispatch_position_fresh_s: int = 1800
+    # How often each process clears the live flag of fixes gone stale (teams.sweep): an index hint only,
+    # so this bounds how many stale fixes the nearest-team search checks one by one, not correctness.
+    dispatch_position_sweep_s: float = Field(default=30.0, gt=0)
     # Teams farther than this (straight line) are not proposed.
     dispatch_max_range_m: float = 80_000
     # How many candidates the spatial index shortlists per need before ranking by ETA.

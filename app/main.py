@@ -27,6 +27,7 @@ from app.ratelimit import RateLimiter
 from app.shelters.router import router as shelters_router
 from app.teams.router import gateway_router as positions_router
 from app.teams.router import router as teams_router
+from app.teams.sweep import run_position_sweep
 from app.townships.router import router as townships_router
 from app.users.router import router as auth_router
 
@@ -48,8 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.after_commit_hooks.append(worker.after_commit)
             worker.start()
         try:
-            # The live feed's hub (app/live/hub.py): app.state.live_hub, and its after-commit wake-up.
-            async with run_live_hub(app):
+            # The live feed's hub (app/live/hub.py): app.state.live_hub, and its after-commit wake-up;
+            # the position sweep keeps the nearest-team search's indexes to their own teams.
+            async with run_live_hub(app), run_position_sweep(app.state.sessionmaker, settings):
                 yield
         finally:
             if worker is not None:

@@ -104,6 +104,17 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
+    def pids(self) -> list[int]:
+        """The server and every process under it (uvicorn's workers when started with workers > 1)."""
+        found, queue = [], [self.pid]
+        while queue:
+            pid = queue.pop()
+            found.append(pid)
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                with contextlib.suppress(OSError):
+                    queue += [int(child) for child in (task / "children").read_text().split()]
+        return found
+
     @property
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://", 1)
@@ -126,14 +137,16 @@ def server_env(database_url: str, **extra: str) -> dict[str, str]:
     }
 
 
-async def start_server(database_url: str, env: dict[str, str] | None = None, startup_timeout_s: float = 60) -> Server:
-    """`python -m app serve` (uvicorn, one process) on a free port, once /readyz answers."""
+async def start_server(
+    database_url: str, env: dict[str, str] | None = None, startup_timeout_s: float = 60, workers: int = 1
+) -> Server:
+    """`python -m app serve` (uvicorn, one process unless `workers` > 1) on a free port, once /readyz answers."""
     port = free_port()
     log = LOG_DIR / f"server-{port}.log"
     # A file, not a pipe: a pipe nobody reads would block the server once full.
     with log.open("wb") as out:
         process = spawn(
-            [sys.executable, "-m", "app", "serve", "--port", str(port)],
+            [sys.executable, "-m", "app", "serve", "--port", str(port), "--workers", str(workers)],
             env=server_env(database_url, **(env or {})),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -158,8 +171,10 @@ async def stop_server(server: Server) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_server(database_url: str, **env: str) -> AsyncIterator[Server]:
-    server = await start_server(database_url, env)
+async def running_server(
+    database_url: str, *, workers: int = 1, env: dict[str, str] | None = None
+) -> AsyncIterator[Server]:
+    server = await start_server(database_url, env, workers=workers)
     try:
         yield server
     finally:

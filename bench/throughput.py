@@ -30,7 +30,7 @@ async def _measure(
     spec = specs_for[0]
     task = asyncio.ensure_future(processes.run(specs_for))
     await asyncio.sleep(max(0.0, spec.measure_from - time.time()))
-    pids = {"server": [server.pid]}
+    pids = {"server": server.pids()}
     if bench.local_db:
         pids["db"] = await backend_pids(url, database)
     before = cpu_sample(p for group in pids.values() for p in group)
@@ -70,32 +70,44 @@ async def run(bench: Bench) -> None:
     r.heading(f"2. throughput — recommendations with {CLIENTS} concurrent clients; batch position ingest")
     name, url = await bench.databases.clone(SECTION)
     try:
-        async with running_server(url) as server:
-            async with http_client(server) as client:
-                incident = await create_incident(client, FIRE_POINT, title="bench throughput", people_affected=200)
-            path = f"/api/v1/incidents/{incident['id']}/recommendation"
-            # One client process first (the brief's httpx.AsyncClient, pool of 32); then two, to see whether
-            # the client was what limited: on 2 cores a second client process also takes CPU from the server.
-            layouts = [1] if bench.sizes.throughput_s < 10 else [1, 2]
-            for processes in layouts:
-                async with ClientProcesses(processes) as pool:
-                    specs = _specs(server, "get", path, processes, CLIENTS, bench.sizes.throughput_s)
-                    result, used, seconds = await _measure(bench, server, name, url, specs, pool)
-                _report_recommendations(bench, processes, result, used, seconds)
-            await _ingest(bench, server, name, url)
+        path = ""
+        # One server process (as deployed) first, then uvicorn with 2 workers: one process tops out at one
+        # core of Python, and the machine has two (which PostgreSQL and the client share).
+        for workers in (1, 2):
+            async with running_server(url, workers=workers) as server:
+                if not path:
+                    async with http_client(server) as client:
+                        incident = await create_incident(
+                            client, FIRE_POINT, title="bench throughput", people_affected=200
+                        )
+                    path = f"/api/v1/incidents/{incident['id']}/recommendation"
+                # One client process first (the brief's httpx.AsyncClient, pool of 32); then two, to see whether
+                # the client was what limited: on 2 cores a second client process also takes CPU from the server.
+                layouts = [1] if bench.sizes.throughput_s < 10 or workers > 1 else [1, 2]
+                for processes in layouts:
+                    async with ClientProcesses(processes) as pool:
+                        specs = _specs(server, "get", path, processes, CLIENTS, bench.sizes.throughput_s)
+                        result, used, seconds = await _measure(bench, server, name, url, specs, pool)
+                    _report_recommendations(bench, processes, workers, result, used, seconds)
+                if workers == 1:
+                    await _ingest(bench, server, name, url)
     finally:
         await bench.databases.drop(name)
 
 
 def _report_recommendations(
-    bench: Bench, processes: int, result: LoadResult, used: dict[str, float], seconds: float
+    bench: Bench, processes: int, workers: int, result: LoadResult, used: dict[str, float], seconds: float
 ) -> None:
     r = bench.report
     rate = result.items / seconds
     s = Summary.of(result.latencies)
     label = f"recommendations/s, {CLIENTS} clients in {processes} proc"
     key = f"recommendations_per_s_{processes}p"
-    if processes == 1:
+    if workers > 1:
+        label += f", {workers} server workers"
+        key += f"_{workers}w"
+    # The target is checked on the service as deployed (one process); the 2-worker figure is context.
+    if processes == 1 and workers == 1:
         r.check(SECTION, key, label, rate, "req/s", at_least=400, latency_ms=s.ms(), cores=used)
     else:
         r.info(SECTION, key, label, rate, "req/s", latency_ms=s.ms(), cores=used)

@@ -100,7 +100,7 @@ async def _round(bench: Bench, mode: Mode, url: str, database: str, team_ids: li
         await conn.execute("UPDATE team SET status = 'available' WHERE id = ANY($1::bigint[])", team_ids)
     finally:
         await conn.close()
-    async with running_server(url, **mode.env) as server, contextlib.AsyncExitStack() as stack:
+    async with running_server(url, env=mode.env) as server, contextlib.AsyncExitStack() as stack:
         if mode.wants_live and mode.live_reason == "":
             # Asked once, on the first ON server: is there a live feed to connect to at all?
             mode.live_reason = await probe_live(server) or "present"

@@ -184,18 +184,18 @@ async def nearest(
         for c in candidates:
             features.append(
                 NearestFeature(
-                    id=c.team.id,
+                    id=c.id,
                     geometry=service.point_in(c.lon, c.lat, coord_sys),
                     properties=NearestProperties(
-                        name=c.team.name,
-                        code=c.team.code,
-                        township=c.team.township_code,
+                        name=c.name,
+                        code=c.code,
+                        township=c.township_code,
                         distance_m=round(c.distance_m),
-                        eta_s=eta.eta_s(kind=c.team.kind.value, distance_m=c.distance_m, township=None),
+                        eta_s=eta.eta_s(kind=c.kind.value, distance_m=c.distance_m, township=None),
                         position_source=c.position_source,
-                        kind=c.team.kind.value,
-                        status=c.team.status.value,
-                        capabilities=c.team.capabilities,
+                        kind=c.kind.value,
+                        status=c.status.value,
+                        capabilities=c.capabilities,
                     ),
                 )
             )

@@ -15,6 +15,7 @@ from app.auth import Principal
 from app.config import Settings
 from app.depots import service as depot_service
 from app.depots.models import LedgerKind
+from app.dispatch import nearby as nearby_service
 from app.dispatch.models import Dispatch
 from app.dispatch.rules import RULES, Rule
 from app.dispatch.schemas import (
@@ -30,9 +31,8 @@ from app.dispatch.schemas import (
 from app.errors import AppError, Forbidden, NotFound
 from app.events import service as event_service
 from app.geo.coords import CoordSys, from_wgs84
-from app.geo.geojson import PointGeometry, point_geometry
+from app.geo.geojson import PointGeometry
 from app.helipads import service as helipad_service
-from app.helipads.models import HelipadKind
 from app.incidents import service as incident_service
 from app.incidents.models import Incident
 from app.incidents.types import IncidentType
@@ -96,32 +96,36 @@ async def recommend_teams(
     eta = EtaModel(settings)
     chosen: list[TeamOption] = []
     shortfalls: list[Shortfall] = []
-    taken: list[int] = []
-    for need in rule.needs:
-        capabilities = [c.value for c in need.capabilities]
-        candidates = await team_service.nearest_teams(
-            session=session,
-            lon=lon,
-            lat=lat,
-            capabilities=capabilities,
-            k=max(settings.dispatch_shortlist, need.count * 4),
-            fresh_s=settings.dispatch_position_fresh_s,
-            exclude_ids=taken,
-        )
+    taken: set[int] = set()
+    wanted = [max(settings.dispatch_shortlist, need.count * 4) for need in rule.needs]
+    # One round trip for every need: each shortlist is longer by the teams earlier needs may take,
+    # so leaving those out afterwards still leaves the k nearest of the rest.
+    shortlists = await team_service.team_shortlists(
+        session=session,
+        lon=lon,
+        lat=lat,
+        needs=[
+            ([c.value for c in need.capabilities], k + sum(n.count for n in rule.needs[:i]))
+            for i, (need, k) in enumerate(zip(rule.needs, wanted, strict=True))
+        ],
+        fresh_s=settings.dispatch_position_fresh_s,
+    )
+    for need, k, shortlist in zip(rule.needs, wanted, shortlists, strict=True):
+        candidates = shortlist.nearest(k, taken)
         in_range = [c for c in candidates if c.distance_m <= settings.dispatch_max_range_m]
         options = sorted(
             (
                 TeamOption(
-                    id=c.team.id,
-                    code=c.team.code,
-                    name=c.team.name,
-                    kind=c.team.kind,
-                    capabilities=c.team.capabilities,
-                    headcount=c.team.headcount,
-                    township=c.team.township_code,
+                    id=c.id,
+                    code=c.code,
+                    name=c.name,
+                    kind=c.kind,
+                    capabilities=c.capabilities,
+                    headcount=c.headcount,
+                    township=c.township_code,
                     need=need.label,
                     distance_m=round(c.distance_m),
-                    eta_s=eta.eta_s(kind=c.team.kind.value, distance_m=c.distance_m, township=township),
+                    eta_s=eta.eta_s(kind=c.kind.value, distance_m=c.distance_m, township=township),
                     position_source=c.position_source,
                     position_age_s=round(c.position_age_s) if c.position_age_s is not None else None,
                     location=_point(c.lon, c.lat, coord_sys),
@@ -131,7 +135,7 @@ async def recommend_teams(
             key=lambda o: (o.eta_s, o.distance_m, o.id),
         )[: need.count]
         chosen += options
-        taken += [o.id for o in options]
+        taken.update(o.id for o in options)
         stale = [o.id for o in options if o.position_source == "base" and o.position_age_s is not None]
         if len(options) < need.count or stale:
             reasons: list[Any] = []
@@ -143,7 +147,7 @@ async def recommend_teams(
                 if len(candidates) < need.count:
                     reasons.append("none_available")
                     details["by_status"] = await team_service.availability_by_capability(
-                        session=session, capabilities=capabilities
+                        session=session, capabilities=[c.value for c in need.capabilities]
                     )
             if stale:
                 # Their live positions are too old: their bases were used, so their ETAs are guesses.
@@ -172,29 +176,37 @@ async def recommend(
     teams, shortfalls = await recommend_teams(
         session=session, settings=settings, rule=rule, lon=lon, lat=lat, township=township, coord_sys=coord_sys
     )
+    want_shelters = rule.shelters or people_affected > 0
+    found = await nearby_service.nearby(
+        session=session,
+        lon=lon,
+        lat=lat,
+        shelters=NEAREST_SHELTERS * 4 if want_shelters else 0,
+        items=list(rule.items),
+        depots=NEAREST_DEPOTS,
+    )
 
     shelters: list[ShelterOption] = []
-    if rule.shelters or people_affected > 0:
-        found = await shelter_service.nearest_with_space(session=session, lon=lon, lat=lat, k=NEAREST_SHELTERS * 4)
+    if want_shelters:
         places = 0
-        for shelter, distance in found:
+        for shelter in found.shelters:
             # Nearest first, until the people affected have places (at least a few to choose from).
             if len(shelters) >= NEAREST_SHELTERS and places >= people_affected:
                 break
-            free = shelter.capacity - shelter.occupancy
+            free = shelter["capacity"] - shelter["occupancy"]
             places += free
             shelters.append(
                 ShelterOption(
-                    id=shelter.id,
-                    code=shelter.code,
-                    name=shelter.name,
-                    level=shelter.level.value,
-                    township=shelter.township_code,
-                    distance_m=round(distance),
-                    capacity=shelter.capacity,
-                    occupancy=shelter.occupancy,
+                    id=shelter["id"],
+                    code=shelter["code"],
+                    name=shelter["name"],
+                    level=shelter["level"],
+                    township=shelter["township"],
+                    distance_m=round(shelter["distance_m"]),
+                    capacity=shelter["capacity"],
+                    occupancy=shelter["occupancy"],
                     free_places=free,
-                    location=point_geometry(shelter.location, coord_sys),
+                    location=_point(shelter["lon"], shelter["lat"], coord_sys),
                 )
             )
         if not shelters or places < people_affected:
@@ -207,57 +219,46 @@ async def recommend(
                 )
             )
 
-    depots: list[DepotOption] = []
-    if rule.items:
-        found_depots = await depot_service.nearest_holding(
-            session=session, lon=lon, lat=lat, items=list(rule.items), k=NEAREST_DEPOTS
+    depots = [
+        DepotOption(
+            id=depot["id"],
+            code=depot["code"],
+            name=depot["name"],
+            level=depot["level"],
+            township=depot["township"],
+            distance_m=round(depot["distance_m"]),
+            stock=[StockOption(**line) for line in depot["stock"] or ()],
+            location=_point(depot["lon"], depot["lat"], coord_sys),
         )
-        stock = await depot_service.stock_of(session=session, depot_ids=[d.id for d, _ in found_depots])
-        for depot, distance in found_depots:
-            lines = [
-                StockOption(**line.model_dump())
-                for line in stock.get(depot.id, [])
-                if line.item in rule.items and line.quantity > 0
-            ]
-            depots.append(
-                DepotOption(
-                    id=depot.id,
-                    code=depot.code,
-                    name=depot.name,
-                    level=depot.level.value,
-                    township=depot.township_code,
-                    distance_m=round(distance),
-                    stock=lines,
-                    location=point_geometry(depot.location, coord_sys),
-                )
+        for depot in found.depots
+    ]
+    if rule.items and not depots:
+        shortfalls.append(
+            Shortfall(
+                need="supplies",
+                wanted=len(rule.items),
+                found=0,
+                reasons=["no_depot_holds_items"],
+                details={"items": list(rule.items)},
             )
-        if not depots:
-            shortfalls.append(
-                Shortfall(
-                    need="supplies",
-                    wanted=len(rule.items),
-                    found=0,
-                    reasons=["no_depot_holds_items"],
-                    details={"items": list(rule.items)},
-                )
-            )
+        )
 
-    helipad: HelipadOption | None = None
-    aviation_eta: int | None = None
-    pads = await helipad_service.nearest_helipads(session=session, lon=lon, lat=lat, k=1)
-    if pads:
-        pad, distance = pads[0]
-        helipad = HelipadOption(
-            id=pad.id,
-            code=pad.code,
-            name=pad.name,
-            kind=pad.kind.value,
-            distance_m=round(distance),
-            location=point_geometry(pad.location, coord_sys),
+    pad = found.helipad
+    helipad = (
+        HelipadOption(
+            id=pad["id"],
+            code=pad["code"],
+            name=pad["name"],
+            kind=pad["kind"],
+            distance_m=round(pad["distance_m"]),
+            location=_point(pad["lon"], pad["lat"], coord_sys),
         )
-    bases = await helipad_service.nearest_helipads(session=session, lon=lon, lat=lat, k=1, kind=HelipadKind.BASE)
-    if bases:
-        aviation_eta = EtaModel(settings).aviation_eta_s(bases[0][1])
+        if pad is not None
+        else None
+    )
+    aviation_eta = (
+        EtaModel(settings).aviation_eta_s(found.aviation_base_m) if found.aviation_base_m is not None else None
+    )
     if rule.aviation and (helipad is None or aviation_eta is None):
         shortfalls.append(Shortfall(need="aviation", wanted=1, found=0, reasons=["no_helipad"]))
 

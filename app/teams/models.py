@@ -2,7 +2,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, func
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -60,6 +60,15 @@ class Team(TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint("headcount >= 0", name="headcount_not_negative"),
         Index("ix_team_capabilities", "capabilities", postgresql_using="gin"),
+        # The nearest-team search (teams.service.TEAM_SHORTLISTS) walks one index per kind of believed
+        # position, each holding only its own teams, so it stays index-driven however many are live.
+        CheckConstraint(
+            "NOT position_live OR (position IS NOT NULL AND position_at IS NOT NULL)", name="position_live"
+        ),
+        Index("ix_team_base_not_live", "base", postgresql_using="gist", postgresql_where=text("NOT position_live")),
+        Index("ix_team_position_live", "position", postgresql_using="gist", postgresql_where=text("position_live")),
+        # Finds the few teams whose flag disagrees with the clock (a fix gone stale since the last sweep).
+        Index("ix_team_position_live_at", "position_live", "position_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -74,6 +83,11 @@ class Team(TimestampMixin, Base):
     # Last reported live position; the base is used when it is missing or stale.
     position: Mapped[Any] = point_column(nullable=True)
     position_at: Mapped[datetime | None]
+    # "The live position was fresh when last looked at": set by a trigger whenever a fix is written
+    # (migration 0005), cleared by the sweep once the fix is older than the freshness window
+    # (teams.sweep). An index hint only; queries still check position_at, so a flag late by one
+    # sweep costs a few rows, never a wrong answer.
+    position_live: Mapped[bool] = mapped_column(default=False, server_default="false")
     status: Mapped[TeamStatus] = mapped_column(
         str_enum(TeamStatus, "team_status"), default=TeamStatus.AVAILABLE, server_default="available", index=True
     )

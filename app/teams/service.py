@@ -1,12 +1,12 @@
 """Rescue teams: where they are, what they can do and whether they are free."""
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
-from geoalchemy2 import Geometry
 from geoalchemy2.shape import to_shape
-from sqlalchemy import and_, case, cast, func, not_, or_, select, text, union_all, update
+from sqlalchemy import and_, case, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,7 +16,7 @@ from app.events import service as event_service
 from app.geo.coords import CoordSys
 from app.geo.geojson import ListQuery, point_wkt
 from app.geo.input import PointIn
-from app.geo.queries import fetch_page, geodesic_distance, in_bbox, knn, point_value
+from app.geo.queries import fetch_page, geodesic_distance, in_bbox, point_value
 from app.teams.models import Team, TeamKind, TeamStatus, TeamTrackPoint
 from app.teams.schemas import TeamCreate, TeamPatch
 from app.upsert import UpsertResult, upsert_by_key
@@ -191,13 +191,154 @@ async def set_status(
 
 @dataclass(frozen=True, slots=True)
 class TeamCandidate:
-    team: Team
+    id: int
+    code: str
+    name: str
+    kind: TeamKind
+    capabilities: list[str]
+    headcount: int
+    township_code: str | None
+    status: TeamStatus
     lon: float
     lat: float
     distance_m: float
     # "live" when a fresh reported position was used, else "base".
-    position_source: str
+    position_source: Literal["live", "base"]
     position_age_s: float | None
+    # The index's distance (`<->`, on the sphere) that shortlisted it.
+    index_distance_m: float
+
+
+@dataclass(frozen=True, slots=True)
+class TeamShortlist:
+    """One need's shortlists, each in index order: teams by base, teams by fresh live position."""
+
+    by_base: list[TeamCandidate]
+    by_live: list[TeamCandidate]
+
+    def nearest(self, k: int, exclude: Collection[int] = ()) -> list[TeamCandidate]:
+        """The k nearest by geodesic distance, leaving out `exclude`: the first k of each shortlist
+        (what `ORDER BY <-> LIMIT k` would give without them), ranked exactly."""
+        picked = [c for c in self.by_base if c.id not in exclude][:k]
+        picked += [c for c in self.by_live if c.id not in exclude][:k]
+        picked.sort(key=lambda c: (c.distance_m, c.id))
+        return picked[:k]
+
+
+# The nearest teams for several needs in one statement, by where each team is believed to be: its
+# live position when fresh, else its base. For each need (capabilities, k), four branches:
+# - by base: teams not flagged live, walked by the partial GiST index on base (NOT position_live);
+# - by live position: teams flagged live, by the partial GiST index on position (position_live);
+# - the few whose flag the clock has overtaken (flagged live, fix now stale: ranked by base), and
+#   the reverse (never under the trigger, but exactness must not depend on it), both found through
+#   the btree on (position_live, position_at).
+# Each KNN branch filters the clock's verdict too, so every team counts once, where it really is.
+# The index orders by `<->` (sphere); the caller ranks by the exact geodesic distance.
+# Each branch selects its rows whole (no join back to team by id: a generic plan would merge-join the
+# whole table for that).
+TEAM_SHORTLISTS = text(
+    """
+    WITH here AS (
+        SELECT CAST(ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326) AS geography)
+                   AS point,
+               now() - make_interval(secs => CAST(:fresh_s AS float8)) AS fresh_after
+    ),
+    need AS (
+        SELECT n.ord, CAST(string_to_array(n.caps, ',') AS varchar(32)[]) AS caps, n.k
+        FROM unnest(CAST(:capabilities AS text[]), CAST(:k AS integer[])) WITH ORDINALITY AS n(caps, k, ord)
+    )
+    SELECT need.ord, c.live, c.index_distance_m,
+           c.id, c.code, c.name, c.kind, c.capabilities, c.headcount, c.township_code, c.status,
+           ST_Distance(c.believed, here.point) AS distance_m,
+           ST_X(CAST(c.believed AS geometry)) AS lon,
+           ST_Y(CAST(c.believed AS geometry)) AS lat,
+           EXTRACT(epoch FROM now() - c.position_at) AS age_s
+    FROM here
+    CROSS JOIN need
+    CROSS JOIN LATERAL (
+        (SELECT t.id, t.code, t.name, t.kind, t.capabilities, t.headcount, t.township_code, t.status,
+                t.position_at, t.base AS believed, false AS live, t.base <-> here.point AS index_distance_m
+         FROM team AS t
+         WHERE NOT t.position_live
+           AND (t.position_at IS NULL OR t.position_at <= here.fresh_after OR t.position IS NULL)
+           AND (NOT :only_available OR t.status = 'available')
+           AND (cardinality(need.caps) = 0 OR t.capabilities && need.caps)
+         ORDER BY t.base <-> here.point
+         LIMIT need.k)
+        UNION ALL
+        (SELECT t.id, t.code, t.name, t.kind, t.capabilities, t.headcount, t.township_code, t.status,
+                t.position_at, t.base, false, t.base <-> here.point
+         FROM team AS t
+         WHERE t.position_live AND t.position_at <= here.fresh_after
+           AND (NOT :only_available OR t.status = 'available')
+           AND (cardinality(need.caps) = 0 OR t.capabilities && need.caps))
+        UNION ALL
+        (SELECT t.id, t.code, t.name, t.kind, t.capabilities, t.headcount, t.township_code, t.status,
+                t.position_at, t.position, true, t.position <-> here.point
+         FROM team AS t
+         WHERE t.position_live AND t.position_at > here.fresh_after
+           AND (NOT :only_available OR t.status = 'available')
+           AND (cardinality(need.caps) = 0 OR t.capabilities && need.caps)
+         ORDER BY t.position <-> here.point
+         LIMIT need.k)
+        UNION ALL
+        (SELECT t.id, t.code, t.name, t.kind, t.capabilities, t.headcount, t.township_code, t.status,
+                t.position_at, t.position, true, t.position <-> here.point
+         FROM team AS t
+         WHERE NOT t.position_live AND t.position_at > here.fresh_after AND t.position IS NOT NULL
+           AND (NOT :only_available OR t.status = 'available')
+           AND (cardinality(need.caps) = 0 OR t.capabilities && need.caps))
+    ) AS c
+    ORDER BY need.ord, c.index_distance_m, c.id
+    """
+)
+
+
+async def team_shortlists(
+    *,
+    session: AsyncSession,
+    lon: float,
+    lat: float,
+    needs: Sequence[tuple[Sequence[str], int]],
+    fresh_s: int,
+    only_available: bool = True,
+) -> list[TeamShortlist]:
+    """For each need (capabilities, or none for any; k), the k teams nearest the point by base and
+    the k nearest by fresh live position, in one round trip. No row locks: booking is by key."""
+    rows = await session.execute(
+        TEAM_SHORTLISTS,
+        {
+            "lon": lon,
+            "lat": lat,
+            "fresh_s": fresh_s,
+            "only_available": only_available,
+            "capabilities": [",".join(capabilities) for capabilities, _ in needs],
+            "k": [k for _, k in needs],
+        },
+    )
+    shortlists = [TeamShortlist(by_base=[], by_live=[]) for _ in needs]
+    for ord_, live, index_distance, *team, distance, x, y, age in rows:
+        team_id, code, name, kind, capabilities, headcount, township, status = team
+        shortlist = shortlists[ord_ - 1]
+        (shortlist.by_live if live else shortlist.by_base).append(
+            TeamCandidate(
+                id=team_id,
+                code=code,
+                name=name,
+                kind=TeamKind(kind),
+                capabilities=capabilities,
+                headcount=headcount,
+                township_code=township,
+                status=TeamStatus(status),
+                lon=x,
+                lat=y,
+                distance_m=float(distance),
+                position_source="live" if live else "base",
+                position_age_s=float(age) if age is not None else None,
+                index_distance_m=index_distance,
+            )
+        )
+    return shortlists
 
 
 async def nearest_teams(
@@ -214,45 +355,38 @@ async def nearest_teams(
     """The k teams nearest the point by where they are believed to be, nearest first.
 
     A team is where its live position says when that is fresh, else at its base. Both sets are
-    shortlisted by the GiST index (`<->`) separately, so the union holds the true k nearest; the
-    exact geodesic distance then orders them. No row locks here: booking is by key, elsewhere.
+    shortlisted by their GiST index (`<->`) separately, so the union holds the true k nearest; the
+    exact geodesic distance then orders them.
     """
-    point = point_value(lon, lat)
-    fresh = and_(Team.position.is_not(None), Team.position_at > func.now() - timedelta(seconds=fresh_s))
-    conditions = []
-    if only_available:
-        conditions.append(Team.status == TeamStatus.AVAILABLE)
-    if capabilities:
-        conditions.append(Team.capabilities.overlap(capabilities))
-    if exclude_ids:
-        conditions.append(Team.id.not_in(exclude_ids))
-    by_base = select(Team.id).where(*conditions, not_(fresh)).order_by(knn(Team.base, point)).limit(k)
-    by_live = select(Team.id).where(*conditions, fresh).order_by(knn(Team.position, point)).limit(k)
-    shortlist = union_all(by_base, by_live).subquery()
-    effective = case((fresh, Team.position), else_=Team.base)
-    rows = await session.execute(
-        select(
-            Team,
-            geodesic_distance(effective, point),
-            func.ST_X(cast(effective, Geometry)),
-            func.ST_Y(cast(effective, Geometry)),
-            fresh,
-            func.extract("epoch", func.now() - Team.position_at),
-        ).where(Team.id.in_(select(shortlist.c.id)))
+    excluded = set(exclude_ids or ())
+    (shortlist,) = await team_shortlists(
+        session=session,
+        lon=lon,
+        lat=lat,
+        needs=[(capabilities or [], k + len(excluded))],
+        fresh_s=fresh_s,
+        only_available=only_available,
     )
-    candidates = [
-        TeamCandidate(
-            team=team,
-            lon=x,
-            lat=y,
-            distance_m=float(distance),
-            position_source="live" if is_fresh else "base",
-            position_age_s=float(age) if age is not None else None,
-        )
-        for team, distance, x, y, is_fresh, age in rows
-    ]
-    candidates.sort(key=lambda c: (c.distance_m, c.team.id))
-    return candidates[:k]
+    return shortlist.nearest(k, excluded)
+
+
+async def sweep_stale_positions(*, session: AsyncSession, fresh_s: int) -> int:
+    """Set `position_live` to what the clock says where it disagrees (fixes gone stale, mostly);
+    returns how many teams changed. Idempotent; any process may run it at any time."""
+    result = await session.execute(SWEEP_POSITIONS, {"fresh_s": fresh_s})
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# Both directions are ranges of the (position_live, position_at) btree. The fix itself stays on the
+# row (and in team_track): only the index hint changes, so no event and no version bump.
+SWEEP_POSITIONS = text(
+    """
+    UPDATE team SET position_live = NOT position_live
+    WHERE (position_live AND position_at <= now() - make_interval(secs => CAST(:fresh_s AS float8)))
+       OR (NOT position_live AND position IS NOT NULL
+           AND position_at > now() - make_interval(secs => CAST(:fresh_s AS float8)))
+    """
+)
 
 
 async def availability_by_capability(*, session: AsyncSession, capabilities: list[str]) -> dict[str, int]:
