@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from geoalchemy2 import Geometry
 from geoalchemy2.shape import to_shape
 from sqlalchemy import and_, case, cast, func, not_, or_, select, text, union_all, update
@@ -464,16 +465,22 @@ def _position_data(team_id: int, lon: float, lat: float, at: datetime) -> dict[s
     return {"team_id": team_id, "lon": round(lon, 7), "lat": round(lat, 7), "recorded_at": at.isoformat()}
 
 
-# One statement applies the whole batch: the newest fix per team, only where it is newer than the
-# stored one. DISTINCT ON first, because UPDATE ... FROM with several source rows for one target row
-# would apply an arbitrary one of them.
+# Which of the named teams exist, and their townships (for the caller's scope): one prepared statement.
+_TEAM_TOWNSHIPS = text("SELECT id, township_code FROM team WHERE id = ANY(CAST(:ids AS bigint[]))")
+
+# One statement applies the whole batch: every fix joins the track, the newest fix per team becomes its
+# position where it is newer than the stored one, and each position applied writes its event, all from
+# arrays (one prepared statement whatever the batch size; no ORM, no per-row SQL to compile).
+# DISTINCT ON first, because UPDATE ... FROM with several source rows for one target row would apply an
+# arbitrary one of them. The event data comes ready made from Python (built for every fix, used for those
+# applied), so it reads exactly as the single-fix endpoint's.
 _APPLY_POSITIONS = text(
     """
     WITH fix AS (
         SELECT * FROM unnest(
             CAST(:idx AS integer[]), CAST(:team_id AS bigint[]), CAST(:lon AS float8[]),
-            CAST(:lat AS float8[]), CAST(:recorded_at AS timestamptz[])
-        ) AS f(idx, team_id, lon, lat, recorded_at)
+            CAST(:lat AS float8[]), CAST(:recorded_at AS timestamptz[]), CAST(:data AS text[])
+        ) AS f(idx, team_id, lon, lat, recorded_at, data)
     ),
     track AS (
         -- Every fix joins the track, late ones too; a fix sent twice is kept once.
@@ -482,16 +489,25 @@ _APPLY_POSITIONS = text(
         ON CONFLICT (team_id, recorded_at) DO NOTHING
     ),
     newest AS (
-        SELECT DISTINCT ON (team_id) idx, team_id, lon, lat, recorded_at
+        SELECT DISTINCT ON (team_id) idx, team_id, lon, lat, recorded_at, data
         FROM fix ORDER BY team_id, recorded_at DESC, idx DESC
+    ),
+    moved AS (
+        UPDATE team AS t
+        SET position = CAST(ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326) AS geography),
+            position_at = n.recorded_at,
+            updated_at = now()
+        FROM newest AS n
+        WHERE t.id = n.team_id AND (t.position_at IS NULL OR t.position_at < n.recorded_at)
+        RETURNING n.idx, t.id, t.township_code, n.data
+    ),
+    logged AS (
+        -- The event of each position applied, in the order of the batch.
+        INSERT INTO event (topic, subject_type, subject_id, actor, data, township_code, exercise)
+        SELECT 'team.position', 'team', CAST(id AS text), :actor, CAST(data AS jsonb), township_code, false
+        FROM moved ORDER BY idx
     )
-    UPDATE team AS t
-    SET position = CAST(ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326) AS geography),
-        position_at = n.recorded_at,
-        updated_at = now()
-    FROM newest AS n
-    WHERE t.id = n.team_id AND (t.position_at IS NULL OR t.position_at < n.recorded_at)
-    RETURNING n.idx, t.id, t.township_code
+    SELECT idx FROM moved
     """
 )
 
@@ -512,8 +528,8 @@ async def report_positions(
     All or nothing on errors: an unknown team or one the caller may not report refuses the batch.
     """
     ids = sorted({f.team_id for f in fixes})
-    found = await session.execute(select(Team.id, Team.township_code).where(Team.id.in_(ids)))
-    townships: dict[int, str | None] = dict(found.all())
+    found = await session.execute(_TEAM_TOWNSHIPS, {"ids": ids})
+    townships: dict[int, str | None] = dict(found.tuples().all())
     unknown = [i for i in ids if i not in townships]
     if unknown:
         raise UnknownTeams(
@@ -529,23 +545,13 @@ async def report_positions(
             "lon": [f.lon for f in fixes],
             "lat": [f.lat for f in fixes],
             "recorded_at": [f.recorded_at for f in fixes],
+            "data": [orjson.dumps(_position_data(f.team_id, f.lon, f.lat, f.recorded_at)).decode() for f in fixes],
+            "actor": principal.actor,
         },
     )
-    applied = {idx: (team_id, township) for idx, team_id, township in rows}
-    await event_service.record_many(
-        session=session,
-        events=[
-            {
-                "topic": "team.position",
-                "subject_type": "team",
-                "subject_id": team_id,
-                "actor": principal.actor,
-                "township": township,
-                "data": _position_data(team_id, fixes[idx].lon, fixes[idx].lat, fixes[idx].recorded_at),
-            }
-            for idx, (team_id, township) in sorted(applied.items())
-        ],
-    )
+    applied = set(rows.scalars())
+    if applied:
+        event_service.mark_written(session=session)
     newest_in_batch: dict[int, int] = {}
     for idx, f in enumerate(fixes):
         best = newest_in_batch.get(f.team_id)
