@@ -529,7 +529,7 @@ async def report_positions(
     """
     ids = sorted({f.team_id for f in fixes})
     found = await session.execute(_TEAM_TOWNSHIPS, {"ids": ids})
-    townships: dict[int, str | None] = dict(found.tuples().all())
+    townships: dict[int, str | None] = dict(found.all())
     unknown = [i for i in ids if i not in townships]
     if unknown:
         raise UnknownTeams(
