@@ -465,12 +465,11 @@ def _position_data(team_id: int, lon: float, lat: float, at: datetime) -> dict[s
     return {"team_id": team_id, "lon": round(lon, 7), "lat": round(lat, 7), "recorded_at": at.isoformat()}
 
 
-# Which of the named teams exist, and their townships (for the caller's scope): one prepared statement.
-_TEAM_TOWNSHIPS = text("SELECT id, township_code FROM team WHERE id = ANY(CAST(:ids AS bigint[]))")
-
-# One statement applies the whole batch: every fix joins the track, the newest fix per team becomes its
-# position where it is newer than the stored one, and each position applied writes its event, all from
-# arrays (one prepared statement whatever the batch size; no ORM, no per-row SQL to compile).
+# One statement applies the whole batch, all from arrays (one prepared statement whatever the batch size; no
+# ORM, no per-row SQL to compile, one round trip): every fix joins the track, the newest fix per team becomes
+# its position where it is newer than the stored one, and each position applied writes its event. It also
+# answers which of the named teams exist and their townships: the caller's scope is checked on that answer,
+# and a refused batch raises, which rolls the whole transaction back (so nothing of it is ever committed).
 # DISTINCT ON first, because UPDATE ... FROM with several source rows for one target row would apply an
 # arbitrary one of them. The event data comes ready made from Python (built for every fix, used for those
 # applied), so it reads exactly as the single-fix endpoint's.
@@ -482,10 +481,15 @@ _APPLY_POSITIONS = text(
             CAST(:lat AS float8[]), CAST(:recorded_at AS timestamptz[]), CAST(:data AS text[])
         ) AS f(idx, team_id, lon, lat, recorded_at, data)
     ),
+    named AS (
+        SELECT id, township_code FROM team WHERE id IN (SELECT team_id FROM fix)
+    ),
     track AS (
-        -- Every fix joins the track, late ones too; a fix sent twice is kept once.
+        -- Every fix joins the track, late ones too; a fix sent twice is kept once. (Only known teams': an
+        -- unknown one refuses the batch, but must not fail the statement on the foreign key first.)
         INSERT INTO team_track (team_id, recorded_at, position)
-        SELECT team_id, recorded_at, CAST(ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geography) FROM fix
+        SELECT team_id, recorded_at, CAST(ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geography)
+        FROM fix WHERE team_id IN (SELECT id FROM named)
         ON CONFLICT (team_id, recorded_at) DO NOTHING
     ),
     newest AS (
@@ -507,7 +511,9 @@ _APPLY_POSITIONS = text(
         SELECT 'team.position', 'team', CAST(id AS text), :actor, CAST(data AS jsonb), township_code, false
         FROM moved ORDER BY idx
     )
-    SELECT idx FROM moved
+    SELECT (SELECT coalesce(array_agg(id), '{}') FROM named) AS team_ids,
+           (SELECT coalesce(array_agg(township_code), '{}') FROM named) AS townships,
+           (SELECT coalesce(array_agg(idx), '{}') FROM moved) AS applied
     """
 )
 
@@ -525,19 +531,10 @@ async def report_positions(
 ) -> list[tuple[bool, str | None]]:
     """Apply a batch of fixes in one transaction: (applied, reason-if-not) per fix, in input order.
 
-    All or nothing on errors: an unknown team or one the caller may not report refuses the batch.
+    All or nothing on errors: an unknown team or one the caller may not report refuses the batch (the
+    exception rolls back what the statement wrote).
     """
-    ids = sorted({f.team_id for f in fixes})
-    found = await session.execute(_TEAM_TOWNSHIPS, {"ids": ids})
-    townships: dict[int, str | None] = dict(found.all())
-    unknown = [i for i in ids if i not in townships]
-    if unknown:
-        raise UnknownTeams(
-            f"no team has the id {unknown[0]}" + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""),
-            details={"team_ids": unknown},
-        )
-    ensure_can_report_team(principal, ids, townships)
-    rows = await session.execute(
+    result = await session.execute(
         _APPLY_POSITIONS,
         {
             "idx": list(range(len(fixes))),
@@ -549,7 +546,17 @@ async def report_positions(
             "actor": principal.actor,
         },
     )
-    applied = set(rows.scalars())
+    team_ids, team_townships, applied_idx = result.one()
+    townships: dict[int, str | None] = dict(zip(team_ids, team_townships, strict=True))
+    ids = sorted({f.team_id for f in fixes})
+    unknown = [i for i in ids if i not in townships]
+    if unknown:
+        raise UnknownTeams(
+            f"no team has the id {unknown[0]}" + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""),
+            details={"team_ids": unknown},
+        )
+    ensure_can_report_team(principal, ids, townships)
+    applied = set(applied_idx)
     if applied:
         event_service.mark_written(session=session)
     newest_in_batch: dict[int, int] = {}
