@@ -81,6 +81,12 @@ async def record_many(*, session: AsyncSession, events: list[dict[str, Any]]) ->
     session.info[SESSION_WROTE_EVENTS] = True
 
 
+def mark_written(*, session: AsyncSession) -> None:
+    """For a statement that wrote events itself (an INSERT INTO event inside a larger one): the live feed is
+    woken after the commit, as it is for `record`."""
+    session.info[SESSION_WROTE_EVENTS] = True
+
+
 async def timeline(
     *, session: AsyncSession, subject_type: str, subject_id: str | int, limit: int = 1000, after_seq: int = 0
 ) -> list[Event]:

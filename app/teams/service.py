@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import orjson
+from geoalchemy2 import Geometry
 from geoalchemy2.shape import to_shape
 from sqlalchemy import and_, case, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -569,34 +571,55 @@ def _position_data(team_id: int, lon: float, lat: float, at: datetime) -> dict[s
     return {"team_id": team_id, "lon": round(lon, 7), "lat": round(lat, 7), "recorded_at": at.isoformat()}
 
 
-# One statement applies the whole batch: the newest fix per team, only where it is newer than the
-# stored one. DISTINCT ON first, because UPDATE ... FROM with several source rows for one target row
-# would apply an arbitrary one of them.
+# One statement applies the whole batch, all from arrays (one prepared statement whatever the batch size; no
+# ORM, no per-row SQL to compile, one round trip): every fix joins the track, the newest fix per team becomes
+# its position where it is newer than the stored one, and each position applied writes its event. It also
+# answers which of the named teams exist and their townships: the caller's scope is checked on that answer,
+# and a refused batch raises, which rolls the whole transaction back (so nothing of it is ever committed).
+# DISTINCT ON first, because UPDATE ... FROM with several source rows for one target row would apply an
+# arbitrary one of them. The event data comes ready made from Python (built for every fix, used for those
+# applied), so it reads exactly as the single-fix endpoint's.
 _APPLY_POSITIONS = text(
     """
     WITH fix AS (
         SELECT * FROM unnest(
             CAST(:idx AS integer[]), CAST(:team_id AS bigint[]), CAST(:lon AS float8[]),
-            CAST(:lat AS float8[]), CAST(:recorded_at AS timestamptz[])
-        ) AS f(idx, team_id, lon, lat, recorded_at)
+            CAST(:lat AS float8[]), CAST(:recorded_at AS timestamptz[]), CAST(:data AS text[])
+        ) AS f(idx, team_id, lon, lat, recorded_at, data)
+    ),
+    named AS (
+        SELECT id, township_code FROM team WHERE id IN (SELECT team_id FROM fix)
     ),
     track AS (
-        -- Every fix joins the track, late ones too; a fix sent twice is kept once.
+        -- Every fix joins the track, late ones too; a fix sent twice is kept once. (Only known teams': an
+        -- unknown one refuses the batch, but must not fail the statement on the foreign key first.)
         INSERT INTO team_track (team_id, recorded_at, position)
-        SELECT team_id, recorded_at, CAST(ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geography) FROM fix
+        SELECT team_id, recorded_at, CAST(ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geography)
+        FROM fix WHERE team_id IN (SELECT id FROM named)
         ON CONFLICT (team_id, recorded_at) DO NOTHING
     ),
     newest AS (
-        SELECT DISTINCT ON (team_id) idx, team_id, lon, lat, recorded_at
+        SELECT DISTINCT ON (team_id) idx, team_id, lon, lat, recorded_at, data
         FROM fix ORDER BY team_id, recorded_at DESC, idx DESC
+    ),
+    moved AS (
+        UPDATE team AS t
+        SET position = CAST(ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326) AS geography),
+            position_at = n.recorded_at,
+            updated_at = now()
+        FROM newest AS n
+        WHERE t.id = n.team_id AND (t.position_at IS NULL OR t.position_at < n.recorded_at)
+        RETURNING n.idx, t.id, t.township_code, n.data
+    ),
+    logged AS (
+        -- The event of each position applied, in the order of the batch.
+        INSERT INTO event (topic, subject_type, subject_id, actor, data, township_code, exercise)
+        SELECT 'team.position', 'team', CAST(id AS text), :actor, CAST(data AS jsonb), township_code, false
+        FROM moved ORDER BY idx
     )
-    UPDATE team AS t
-    SET position = CAST(ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326) AS geography),
-        position_at = n.recorded_at,
-        updated_at = now()
-    FROM newest AS n
-    WHERE t.id = n.team_id AND (t.position_at IS NULL OR t.position_at < n.recorded_at)
-    RETURNING n.idx, t.id, t.township_code
+    SELECT (SELECT coalesce(array_agg(id), '{}') FROM named) AS team_ids,
+           (SELECT coalesce(array_agg(township_code), '{}') FROM named) AS townships,
+           (SELECT coalesce(array_agg(idx), '{}') FROM moved) AS applied
     """
 )
 
@@ -614,19 +637,10 @@ async def report_positions(
 ) -> list[tuple[bool, str | None]]:
     """Apply a batch of fixes in one transaction: (applied, reason-if-not) per fix, in input order.
 
-    All or nothing on errors: an unknown team or one the caller may not report refuses the batch.
+    All or nothing on errors: an unknown team or one the caller may not report refuses the batch (the
+    exception rolls back what the statement wrote).
     """
-    ids = sorted({f.team_id for f in fixes})
-    found = await session.execute(select(Team.id, Team.township_code).where(Team.id.in_(ids)))
-    townships: dict[int, str | None] = dict(found.all())
-    unknown = [i for i in ids if i not in townships]
-    if unknown:
-        raise UnknownTeams(
-            f"no team has the id {unknown[0]}" + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""),
-            details={"team_ids": unknown},
-        )
-    ensure_can_report_team(principal, ids, townships)
-    rows = await session.execute(
+    result = await session.execute(
         _APPLY_POSITIONS,
         {
             "idx": list(range(len(fixes))),
@@ -634,23 +648,23 @@ async def report_positions(
             "lon": [f.lon for f in fixes],
             "lat": [f.lat for f in fixes],
             "recorded_at": [f.recorded_at for f in fixes],
+            "data": [orjson.dumps(_position_data(f.team_id, f.lon, f.lat, f.recorded_at)).decode() for f in fixes],
+            "actor": principal.actor,
         },
     )
-    applied = {idx: (team_id, township) for idx, team_id, township in rows}
-    await event_service.record_many(
-        session=session,
-        events=[
-            {
-                "topic": "team.position",
-                "subject_type": "team",
-                "subject_id": team_id,
-                "actor": principal.actor,
-                "township": township,
-                "data": _position_data(team_id, fixes[idx].lon, fixes[idx].lat, fixes[idx].recorded_at),
-            }
-            for idx, (team_id, township) in sorted(applied.items())
-        ],
-    )
+    team_ids, team_townships, applied_idx = result.one()
+    townships: dict[int, str | None] = dict(zip(team_ids, team_townships, strict=True))
+    ids = sorted({f.team_id for f in fixes})
+    unknown = [i for i in ids if i not in townships]
+    if unknown:
+        raise UnknownTeams(
+            f"no team has the id {unknown[0]}" + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""),
+            details={"team_ids": unknown},
+        )
+    ensure_can_report_team(principal, ids, townships)
+    applied = set(applied_idx)
+    if applied:
+        event_service.mark_written(session=session)
     newest_in_batch: dict[int, int] = {}
     for idx, f in enumerate(fixes):
         best = newest_in_batch.get(f.team_id)
