@@ -1,5 +1,6 @@
 """create_app(): routers, lifespan (engine), error handlers and the request guards."""
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -49,7 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             worker.start()
         try:
             # The live feed's hub (app/live/hub.py): app.state.live_hub, and its after-commit wake-up.
-            async with run_live_hub(app):
+            async with contextlib.AsyncExitStack() as stack:
+                if settings.live_enabled:
+                    await stack.enter_async_context(run_live_hub(app))
                 yield
         finally:
             if worker is not None:
@@ -63,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.live_hub = None  # set by the lifespan when the live feed is on
     app.state.after_commit_hooks = []
     app.state.login_limiter = RateLimiter(rate=settings.login_rate_per_s, burst=settings.login_burst)
     app.state.federation_limiter = RateLimiter(rate=settings.federation_rate_per_s, burst=settings.federation_burst)
@@ -115,3 +119,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["ETag"],
         )
     return app
+
