@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     # over this very request. Off only for a partner implementation that cannot sign its answers yet.
     federation_require_signed_answers: bool = True
     # Live feed (app/live/, docs/asyncapi.yaml).
+    # Off: this process runs no hub (no LISTEN connection, no fan-out, no retention pruning) and closes every
+    # /api/v1/live socket with 1013 `live_disabled`. Events are still written, so clients lose nothing: they
+    # resume with since on a process that has the feed on. Its writes reach those processes by their poll.
+    live_enabled: bool = True
     # Events a socket may have waiting; past it the client is closed as a slow consumer (4408).
     live_queue_size: int = Field(default=1000, ge=2)
     live_ping_interval_s: float = Field(default=20.0, gt=0)

@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from bench.context import Bench
-from bench.core import ROOT, Summary
+from bench.core import ROOT, Summary, cores_text, cores_used, cpu_sample
 from bench.infra import LOG_DIR, Server, forget_pid, http_client, register_pid, running_server, token
 from bench.workload import FIRE_POINT, create_incident, jitter
 
@@ -155,19 +155,33 @@ async def _measure(bench: Bench, servers: list[Server], label: str, key: str) ->
             if g.ready.get("failed"):
                 r.note(f"{g.ready['failed']} of {n} clients could not connect: {g.ready.get('error')}")
         began_cpu = [float(g.ready.get("cpu_s", 0.0)) for g in groups]
+        pids = {"server": [s.pid for s in servers]}
+        before = cpu_sample(pids["server"])
         sent = await post_events(servers, events, f"bench {key}")
         collected = [await g.collect(events) for g in groups]
+        after = cpu_sample(pids["server"])
     from_ts, from_answer, received = delays(collected, sent)
     expected = connected * events
     s, a = Summary.of(from_ts), Summary.of(from_answer)
     post = Summary.of([answered - began for began, answered in sent.values()])
     client_cpu = sum(c["cpu_s"] for c in collected) - sum(began_cpu)
+    used = cores_used(before, after, pids, extra_own_s=client_cpu)
+    # The server processes' CPU over the posts and the deliveries (the POSTs' own work included): the cost of
+    # fan-out that the machine's other tenants disturb much less than they do the latencies.
+    server_cpu_s = sum(after.processes.get(p, 0.0) - before.processes.get(p, 0.0) for p in pids["server"])
     # The target is checked on the upper bound (from the event's ts, the transaction's start); the lower
     # bound (from the API's answer, sent after the commit) shows how much of it was the POST's own work.
     r.check(SECTION, f"{key}_p99_ms", f"{label}: commit→delivery p99", s.p99 * 1000, "ms", at_most=250)
     r.info(SECTION, f"{key}_p50_ms", f"{label}: commit→delivery p50", s.p50 * 1000, "ms")
     r.info(SECTION, f"{key}_max_ms", f"{label}: commit→delivery max", s.max * 1000, "ms")
     r.info(SECTION, f"{key}_answer_p99_ms", f"{label}: delivery after the answer, p99", a.p99 * 1000, "ms")
+    r.info(
+        SECTION,
+        f"{key}_server_cpu_us_per_delivery",
+        f"{label}: server CPU per delivery",
+        server_cpu_s / received * 1e6 if received else float("nan"),
+        "µs",
+    )
     r.verdict(
         SECTION,
         f"{key}_delivered",
@@ -180,10 +194,22 @@ async def _measure(bench: Bench, servers: list[Server], label: str, key: str) ->
     r.note(
         f"{connected:,} clients, {events} events {EVENT_GAP_S} s apart; commit→delivery is bracketed: from the"
         f" event's ts (upper bound) and from the API's answer (lower bound: p50 {a.p50 * 1000:.1f} ms,"
-        f" max {a.max * 1000:.1f} ms); the POSTs took p50 {post.p50 * 1000:.1f} ms; client CPU {client_cpu:.1f} s"
+        f" max {a.max * 1000:.1f} ms); the POSTs took p50 {post.p50 * 1000:.1f} ms; client CPU {client_cpu:.1f} s;"
+        f" server CPU {server_cpu_s:.2f} s"
     )
+    r.note(f"cores used: {cores_text(used)}")
     r.detail(
-        SECTION, **{key: {"from_ts_ms": s.ms(), "from_answer_ms": a.ms(), "received": received, "expected": expected}}
+        SECTION,
+        **{
+            key: {
+                "from_ts_ms": s.ms(),
+                "from_answer_ms": a.ms(),
+                "received": received,
+                "expected": expected,
+                "server_cpu_s": server_cpu_s,
+                "cores": used,
+            }
+        },
     )
 
 

@@ -39,7 +39,7 @@ from app.errors import is_database_unavailable
 from app.events import service as event_service
 from app.events.models import Event
 from app.live.schemas import CloseCode, FeedEvent, close_reason
-from app.live.scope import Subscription, can_see
+from app.live.scope import Subscription, can_see, sees_everything
 from app.live.watermark import Watermark
 
 log = structlog.get_logger(__name__)
@@ -110,7 +110,7 @@ class Subscriber:
         self, principal: Principal, subscription: Subscription, *, queue_size: int, on_overflow: Callable[[], None]
     ) -> None:
         self.principal = principal
-        self.subscription = subscription
+        self.subscription = subscription  # sets _sees_all
         self.queue: asyncio.Queue[tuple[FeedEvent, bool]] = asyncio.Queue(queue_size)
         # Live events at or below this were replayed already, or the client had them (its since).
         self.skip_through = 0
@@ -118,14 +118,24 @@ class Subscriber:
         self.replayed_late: set[int] = set()
         self._on_overflow = on_overflow
 
+    @property
+    def subscription(self) -> Subscription:
+        return self._subscription
+
+    @subscription.setter
+    def subscription(self, subscription: Subscription) -> None:
+        self._subscription = subscription
+        # Decided once per subscription, not once per event: most sockets (command, viewer) take everything.
+        self._sees_all = sees_everything(self.principal, subscription)
+
     def wants(self, event: FeedEvent) -> bool:
-        return can_see(self.principal, event) and self.subscription.matches(event)
+        return can_see(self.principal, event) and self._subscription.matches(event)
 
     def offer(self, event: FeedEvent, *, late: bool = False) -> bool:
         """Queue the event if the socket wants it; False if the queue was full (the socket is being closed)."""
         if not late and event.seq <= self.skip_through:
             return True
-        if not self.wants(event):
+        if not (self._sees_all or self.wants(event)):
             return True
         try:
             self.queue.put_nowait((event, late))
@@ -373,12 +383,15 @@ class LiveHub:
         for start in range(0, len(events), self._chunk):
             if start:
                 await asyncio.sleep(0)
+            # Nothing awaits inside a chunk, so only a full queue changes who is subscribed.
+            subscribers = list(self._subscribers)
             for event in events[start : start + self._chunk]:
                 if (event.subject_type, event.subject_id) == event_service.RETENTION_SUBJECT:
                     self.pruned_through = max(self.pruned_through, int(event.data.get("through_seq", 0)))
-                for subscriber in list(self._subscribers):
-                    if not subscriber.offer(event, late=late):
-                        self._subscribers.discard(subscriber)
+                overflowed = [s for s in subscribers if not s.offer(event, late=late)]
+                if overflowed:
+                    self._subscribers.difference_update(overflowed)
+                    subscribers = list(self._subscribers)
 
     # -- retention ---------------------------------------------------------------------------------------
 

@@ -81,7 +81,7 @@ def parse_query(websocket: WebSocket, principal: Principal) -> tuple[int | None,
 async def live(websocket: WebSocket) -> None:
     """The live event feed (see docs/asyncapi.yaml)."""
     settings: Settings = websocket.app.state.settings
-    hub: LiveHub = websocket.app.state.live_hub
+    hub: LiveHub | None = websocket.app.state.live_hub
     token, subprotocol = bearer_token(websocket)
     await websocket.accept(subprotocol=subprotocol)
 
@@ -89,6 +89,12 @@ async def live(websocket: WebSocket) -> None:
         log.info("live_refused", code=int(code), reason=name)
         await websocket.close(code, close_reason(name, detail))
 
+    if hub is None:
+        # JIZHOU_LIVE_ENABLED=false: nothing is lost, the events are in the table for a resume elsewhere.
+        await refuse(
+            CloseCode.DATABASE_UNAVAILABLE, "live_disabled", "the feed is off on this process; retry with since"
+        )
+        return
     if token is None:
         await refuse(CloseCode.UNAUTHORIZED, "unauthorized", "a bearer token is required")
         return

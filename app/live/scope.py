@@ -73,6 +73,13 @@ class Subscription:
         return self._regex.fullmatch(event.topic) is not None
 
 
+def sees_everything(principal: Principal, subscription: Subscription) -> bool:
+    """Whether `can_see` and the filter pass every event for this socket: the fan-out then skips both per event."""
+    return (
+        principal.role in (Role.COMMAND, Role.VIEWER) and subscription.townships is None and "*" in subscription.topics
+    )
+
+
 def subscription_for(principal: Principal, topics: Iterable[str], townships: Iterable[str] | None) -> Subscription:
     """The filter a client asked for; a township token may only narrow to its own township."""
     wanted = frozenset(townships) if townships is not None else None

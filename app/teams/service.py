@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
-from geoalchemy2 import Geometry
 from geoalchemy2.shape import to_shape
 from sqlalchemy import and_, case, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert

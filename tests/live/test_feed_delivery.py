@@ -430,3 +430,42 @@ async def test_shutdown_closes_sockets_with_a_going_away_code(
     assert code in (1001, 1012)
     await server.wait_exit()  # uvicorn re-raises the SIGTERM once it has shut down gracefully
     assert "Application shutdown complete" in server.log()
+
+
+async def test_a_server_with_the_feed_off_refuses_sockets_and_its_writes_reach_a_resume_elsewhere(
+    committed_db: CommittedDb, start_server: StartServer, open_feed: OpenFeed, auth: Callable[..., dict[str, str]]
+) -> None:
+    """JIZHOU_LIVE_ENABLED=false: no hub, the handshake is refused with 1013 `live_disabled`, and writes still record
+    their events, which a client resuming with since on a process with the feed on receives."""
+    off, on = await asyncio.gather(
+        start_server(committed_db.url, JIZHOU_LIVE_ENABLED="false"), start_server(committed_db.url)
+    )
+    conn = await db_connect(committed_db.url)
+    try:
+        since = await newest_seq(conn)
+        refused = await open_feed(off, "command", since=since)
+        code, reason = await refused.wait_closed(within=10)
+        assert code == 1013 and reason is not None and reason.startswith("live_disabled"), (code, reason)
+        assert "live_listener_connected" not in off.log()  # no hub, no LISTEN connection
+        headers = auth("command")
+        off.tokens_used.append(headers["Authorization"].removeprefix("Bearer "))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{off.port}", timeout=20) as client:
+            response = await client.post(
+                "/api/v1/incidents",
+                headers=headers,
+                json={
+                    "type": "building_fire",
+                    "location": {"type": "Point", "coordinates": [117.405, 40.045]},
+                    "title": "written with the feed off",
+                },
+            )
+        assert response.status_code == 201, response.text
+        written = await committed_seqs(conn, since)
+        assert written, "the write recorded no event"
+        feed = await open_feed(on, "command", since=since)
+        await feed.wait_seq(written[-1], within=15)
+        assert feed.seqs[: len(written)] == written
+        created = next(e for e in feed.events if e["topic"] == "incident.created")
+        assert created["subject"] == {"type": "incident", "id": str(response.json()["id"])}
+    finally:
+        await conn.close()
