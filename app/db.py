@@ -54,6 +54,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
                 "statement_timeout": str(settings.db_statement_timeout_ms),
                 "idle_in_transaction_session_timeout": str(settings.db_statement_timeout_ms * 3),
                 "application_name": "jizhou-api",
+                # Short queries only: a plan whose estimate crosses jit_above_cost (a prepared statement's
+                # generic plan, say) would spend ~100 ms compiling to save microseconds (bench, section 3).
+                "jit": "off",
             },
         },
     )
