@@ -380,12 +380,18 @@ async def sweep_stale_positions(*, session: AsyncSession, fresh_s: int) -> int:
 
 # Both directions are ranges of the (position_live, position_at) btree. The fix itself stays on the
 # row (and in team_track): only the index hint changes, so no event and no version bump.
+# SKIP LOCKED: the sweep never waits for a row a booking or a position write holds (so it can never
+# deadlock with one); a skipped row is swept next round, and the search is exact without it.
 SWEEP_POSITIONS = text(
     """
     UPDATE team SET position_live = NOT position_live
-    WHERE (position_live AND position_at <= now() - make_interval(secs => CAST(:fresh_s AS float8)))
-       OR (NOT position_live AND position IS NOT NULL
-           AND position_at > now() - make_interval(secs => CAST(:fresh_s AS float8)))
+    WHERE id IN (
+        SELECT id FROM team
+        WHERE (position_live AND position_at <= now() - make_interval(secs => CAST(:fresh_s AS float8)))
+           OR (NOT position_live AND position IS NOT NULL
+               AND position_at > now() - make_interval(secs => CAST(:fresh_s AS float8)))
+        FOR UPDATE SKIP LOCKED
+    )
     """
 )
 
