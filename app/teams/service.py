@@ -593,7 +593,11 @@ _APPLY_POSITIONS = text(
         ) AS f(idx, team_id, lon, lat, recorded_at, data)
     ),
     named AS (
-        SELECT id, township_code FROM team WHERE id IN (SELECT team_id FROM fix)
+        -- Locked in id order before anything else of theirs is written (the track and the update below come
+        -- after these rows): two batches naming the same teams wait for each other instead of deadlocking,
+        -- whatever order the join below would visit the rows in. NO KEY UPDATE is the UPDATE's own lock, so
+        -- the track's foreign-key checks (KEY SHARE) of other transactions do not wait for it.
+        SELECT id, township_code FROM team WHERE id IN (SELECT team_id FROM fix) ORDER BY id FOR NO KEY UPDATE
     ),
     track AS (
         -- Every fix joins the track, late ones too; a fix sent twice is kept once. (Only known teams': an
@@ -612,7 +616,7 @@ _APPLY_POSITIONS = text(
         SET position = CAST(ST_SetSRID(ST_MakePoint(n.lon, n.lat), 4326) AS geography),
             position_at = n.recorded_at,
             updated_at = now()
-        FROM newest AS n
+        FROM newest AS n JOIN named AS k ON k.id = n.team_id
         WHERE t.id = n.team_id AND (t.position_at IS NULL OR t.position_at < n.recorded_at)
         RETURNING n.idx, t.id, t.township_code, n.data
     ),

@@ -2,6 +2,7 @@
 the order in which Python happened to run. (Timings are never asserted here; see bench/.)"""
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -242,3 +243,57 @@ async def test_positions_arriving_out_of_order_keep_the_newest(
     assert stored == now
     lon = await _scalar(db, "SELECT ST_X(position::geometry) FROM team WHERE id = :i", i=team["id"])
     assert lon == pytest.approx(117.403)
+
+
+async def test_concurrent_batches_over_the_same_teams_neither_deadlock_nor_lose_a_fix(
+    live: httpx.AsyncClient, auth: Auth, db: AsyncEngine
+) -> None:
+    async with db.begin() as conn:
+        # 300 teams, so the rows move around the heap as they are updated (an UPDATE ... FROM that locks rows
+        # in the order a scan meets them then differs between transactions).
+        await conn.execute(
+            text(
+                """
+                INSERT INTO team (code, name, kind, capabilities, headcount, township_code, base)
+                SELECT 'RACE-' || g, 'race team ' || g, kind, capabilities, headcount, township_code, base
+                FROM (SELECT * FROM team ORDER BY id LIMIT 1) AS first,
+                     generate_series(1, 300 - (SELECT count(*) FROM team)) AS g
+                """
+            )
+        )
+        ids = [int(i) for i in (await conn.scalars(text("SELECT id FROM team ORDER BY id")))]
+    start = datetime.now(UTC) - timedelta(minutes=10)
+
+    def batch(k: int) -> list[dict[str, Any]]:
+        # 50 of the teams in an order of their own, all at the batch's own time.
+        chosen = random.Random(k).sample(ids, 50)
+        at = (start + timedelta(seconds=k)).isoformat()
+        return [{"team_id": i, "location": point([117.3 + k / 1000, 40.1]), "recorded_at": at} for i in chosen]
+
+    batches, at_once = 96, 16
+    responses: list[httpx.Response] = []
+    for first in range(0, batches, at_once):
+        responses += await asyncio.gather(
+            *(
+                _post(live, "/api/v1/positions", {"positions": batch(k)}, auth("command"))
+                for k in range(first, first + at_once)
+            )
+        )
+    assert {r.status_code for r in responses} == {200}
+    # Every fix joined the track; every team ends at its newest fix; one event per position applied.
+    assert await _scalar(db, "SELECT count(*) FROM team_track") == batches * 50
+    newest: dict[int, int] = {}
+    for k in range(batches):
+        for fix in batch(k):
+            newest[fix["team_id"]] = k
+    stored = await _scalar(
+        db,
+        "SELECT count(*) FROM team t JOIN unnest(CAST(:ids AS bigint[]), CAST(:ks AS integer[])) AS n(id, k)"
+        " ON t.id = n.id WHERE t.position_at = CAST(:start AS timestamptz) + n.k * interval '1 second'",
+        ids=list(newest),
+        ks=list(newest.values()),
+        start=start,
+    )
+    assert stored == len(newest)
+    applied = sum(r.json()["applied"] for r in responses)
+    assert await _scalar(db, "SELECT count(*) FROM event WHERE topic = 'team.position'") == applied
