@@ -170,7 +170,24 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return False
 
 
+def is_transaction_conflict(exc: BaseException) -> bool:
+    """True for a deadlock (40P01) or serialization failure (40001): PostgreSQL rolled the whole
+    transaction back, so the same request can simply be sent again."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None) or ""
+    return sqlstate in ("40P01", "40001")
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    if is_transaction_conflict(exc):
+        # Nothing was written; still worth a look (lock order), hence a warning with the path.
+        log.warning("transaction_conflict", path=request.url.path, error=type(exc).__name__)
+        return JSONResponse(
+            error_body("transaction_conflict", "the request collided with a concurrent one and was undone; retry it"),
+            503,
+            headers={"Retry-After": "1"},
+        )
     if is_database_unavailable(exc):
         log.warning("database_unavailable", path=request.url.path, error=type(exc).__name__)
         return JSONResponse(
