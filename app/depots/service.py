@@ -215,6 +215,25 @@ async def depot_ids_by_code(*, session: AsyncSession, codes: list[str]) -> dict[
     return dict(rows.all())
 
 
+# For one-round-trip composites (the recommendation, app/dispatch/nearby.py): a correlated subquery over a
+# row `here(point geography, items varchar[])`, giving the :depots nearest depots holding any of the items,
+# with those items' stock, as a JSON array nearest first. This domain's SQL stays here.
+NEAREST_HOLDING_JSON = """
+    (SELECT coalesce(json_agg(d ORDER BY d.distance_m, d.id), '[]')
+     FROM (SELECT d.id, d.code, d.name, d.level, d.township_code AS township,
+                  ST_Distance(d.location, here.point) AS distance_m,
+                  ST_X(CAST(d.location AS geometry)) AS lon, ST_Y(CAST(d.location AS geometry)) AS lat,
+                  (SELECT json_agg(json_build_object('item', st.item_code, 'name', i.name, 'unit', i.unit,
+                                                     'quantity', st.quantity) ORDER BY st.item_code)
+                   FROM depot_stock AS st JOIN item AS i ON i.code = st.item_code
+                   WHERE st.depot_id = d.id AND st.item_code = ANY(here.items) AND st.quantity > 0) AS stock
+           FROM depot AS d
+           WHERE d.id IN (SELECT depot_id FROM depot_stock WHERE item_code = ANY(here.items) AND quantity > 0)
+           ORDER BY d.location <-> here.point
+           LIMIT :depots) AS d)
+"""
+
+
 async def nearest_holding(
     *, session: AsyncSession, lon: float, lat: float, items: list[str] | None, k: int
 ) -> list[tuple[Depot, float]]:

@@ -50,6 +50,27 @@ async def upsert_helipads(*, session: AsyncSession, rows: list[dict[str, Any]]) 
     return await upsert_by_key(session, Helipad, rows, key="code", insert_only=("status",), returning="id")
 
 
+# For one-round-trip composites (the recommendation, app/dispatch/nearby.py): correlated subqueries over a
+# row `here(point geography, ...)`: the nearest usable helipad as a JSON object, and the geodesic metres to
+# the nearest usable aviation base. This domain's SQL stays here.
+NEAREST_USABLE_JSON = """
+    (SELECT row_to_json(h)
+     FROM (SELECT h.id, h.code, h.name, h.kind, ST_Distance(h.location, here.point) AS distance_m,
+                  ST_X(CAST(h.location AS geometry)) AS lon, ST_Y(CAST(h.location AS geometry)) AS lat
+           FROM helipad AS h
+           WHERE h.status = 'usable'
+           ORDER BY h.location <-> here.point
+           LIMIT 1) AS h)
+"""
+AVIATION_BASE_DISTANCE = """
+    (SELECT ST_Distance(h.location, here.point)
+     FROM helipad AS h
+     WHERE h.status = 'usable' AND h.kind = 'base'
+     ORDER BY h.location <-> here.point
+     LIMIT 1)
+"""
+
+
 async def nearest_helipads(
     *, session: AsyncSession, lon: float, lat: float, k: int, usable_only: bool = True, kind: HelipadKind | None = None
 ) -> list[tuple[Helipad, float]]:

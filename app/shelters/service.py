@@ -56,6 +56,21 @@ async def upsert_shelters(*, session: AsyncSession, rows: list[dict[str, Any]]) 
     return await upsert_by_key(session, Shelter, rows, key="code", insert_only=(), returning="id")
 
 
+# For one-round-trip composites (the recommendation, app/dispatch/nearby.py): a correlated subquery over a
+# row `here(point geography, ...)`, giving the :shelters nearest shelters with free places as a JSON array
+# nearest first (the GiST index shortlists, the geodesic distance orders). This domain's SQL stays here.
+NEAREST_WITH_SPACE_JSON = """
+    (SELECT coalesce(json_agg(s ORDER BY s.distance_m, s.id), '[]')
+     FROM (SELECT s.id, s.code, s.name, s.level, s.township_code AS township, s.capacity, s.occupancy,
+                  ST_Distance(s.location, here.point) AS distance_m,
+                  ST_X(CAST(s.location AS geometry)) AS lon, ST_Y(CAST(s.location AS geometry)) AS lat
+           FROM shelter AS s
+           WHERE s.status IN ('standby', 'open') AND s.capacity > s.occupancy
+           ORDER BY s.location <-> here.point
+           LIMIT :shelters) AS s)
+"""
+
+
 async def nearest_with_space(*, session: AsyncSession, lon: float, lat: float, k: int) -> list[tuple[Shelter, float]]:
     """Open or standby shelters with free places, nearest first (index-ordered, exact distance)."""
     point = point_value(lon, lat)
