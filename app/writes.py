@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Annotated, Any, ClassVar, Self
 
 from fastapi import Header, Response
+from geoalchemy2.shape import to_shape
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -219,6 +220,18 @@ class Place:
     def wkt(self) -> str:
         return f"SRID=4326;POINT({self.lon!r} {self.lat!r})"
 
+    @property
+    def snapshot(self) -> list[float]:
+        return [round(self.lon, 7), round(self.lat, 7)]
+
+
+def snapshot_point(value: Any) -> list[float] | None:
+    """A stored point as audit snapshots carry it: [lon, lat], 7 decimals (about a centimetre)."""
+    if value is None:
+        return None
+    shape = to_shape(value)
+    return [round(shape.x, 7), round(shape.y, 7)]
+
 
 async def place_in_district(
     *, session: AsyncSession, point: PointIn, coord_sys: CoordSys, claimed_township: str | None = None
@@ -242,6 +255,16 @@ async def place_in_district(
             details={"township": claimed_township, "point_township": township},
         )
     return Place(lon=lon, lat=lat, township=township)
+
+
+async def place_new(
+    *, session: AsyncSession, principal: Principal, point: PointIn, coord_sys: CoordSys, township: str | None
+) -> Place:
+    """Where a new resource goes: the township holding its point (agreeing with the one claimed, if any),
+    which the caller must be allowed to write."""
+    place = await place_in_district(session=session, point=point, coord_sys=coord_sys, claimed_township=township)
+    ensure_can_write(principal, place.township)
+    return place
 
 
 # -------------------------------------------------------------------------------------------- scope
@@ -367,7 +390,7 @@ async def plan_edit(
             ensure_can_write(principal, place.township)
             values[name] = place.wkt
             values["township_code"] = wanted["township"] = place.township
-            wanted[name] = [round(place.lon, 7), round(place.lat, 7)]
+            wanted[name] = place.snapshot
         else:
             # Lists (capabilities) are stored as plain text; single enums go to their Enum columns as members.
             values[name] = [_as_json(v) for v in value] if isinstance(value, list) else value

@@ -4,7 +4,6 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from geoalchemy2.shape import to_shape
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,9 +21,10 @@ from app.writes import (
     check_version,
     create_resource,
     ensure_can_write,
-    place_in_district,
+    place_new,
     plan_edit,
     save_edit,
+    snapshot_point,
 )
 
 
@@ -262,11 +262,6 @@ class SameDepot(AppError):
     code = "same_depot"
 
 
-def _point(value: Any) -> list[float]:
-    shape = to_shape(value)
-    return [round(shape.x, 7), round(shape.y, 7)]
-
-
 def depot_snapshot(depot: Depot) -> dict[str, Any]:
     return {
         "code": depot.code,
@@ -274,16 +269,15 @@ def depot_snapshot(depot: Depot) -> dict[str, Any]:
         "name_en": depot.name_en,
         "level": DepotLevel(depot.level).value,
         "township": depot.township_code,
-        "location": _point(depot.location),
+        "location": snapshot_point(depot.location),
     }
 
 
 async def create_depot(*, session: AsyncSession, data: DepotCreate, principal: Principal) -> Depot:
     """A new, empty depot in the township holding its point (scope-checked)."""
-    place = await place_in_district(
-        session=session, point=data.location, coord_sys=data.coord_sys, claimed_township=data.township
+    place = await place_new(
+        session=session, principal=principal, point=data.location, coord_sys=data.coord_sys, township=data.township
     )
-    ensure_can_write(principal, place.township)
     depot: Depot = await create_resource(
         session,
         Depot,

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from geoalchemy2.shape import to_shape
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,9 +17,10 @@ from app.writes import (
     check_version,
     create_resource,
     ensure_can_write,
-    place_in_district,
+    place_new,
     plan_edit,
     save_edit,
+    snapshot_point,
 )
 
 
@@ -96,7 +96,6 @@ class HelipadNotFound(AppError):
 
 
 def helipad_snapshot(helipad: Helipad) -> dict[str, Any]:
-    shape = to_shape(helipad.location)
     return {
         "code": helipad.code,
         "name": helipad.name,
@@ -104,7 +103,7 @@ def helipad_snapshot(helipad: Helipad) -> dict[str, Any]:
         "kind": HelipadKind(helipad.kind).value,
         "status": HelipadStatus(helipad.status).value,
         "township": helipad.township_code,
-        "location": [round(shape.x, 7), round(shape.y, 7)],
+        "location": snapshot_point(helipad.location),
     }
 
 
@@ -119,10 +118,9 @@ def helipad_summary(helipad: Helipad) -> dict[str, Any]:
 
 async def create_helipad(*, session: AsyncSession, data: HelipadCreate, principal: Principal) -> Helipad:
     """A new helipad in the township holding its point (scope-checked)."""
-    place = await place_in_district(
-        session=session, point=data.location, coord_sys=data.coord_sys, claimed_township=data.township
+    place = await place_new(
+        session=session, principal=principal, point=data.location, coord_sys=data.coord_sys, township=data.township
     )
-    ensure_can_write(principal, place.township)
     helipad: Helipad = await create_resource(
         session,
         Helipad,

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from geoalchemy2.shape import to_shape
 from sqlalchemy import and_, case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,9 +18,10 @@ from app.writes import (
     check_version,
     create_resource,
     ensure_can_write,
-    place_in_district,
+    place_new,
     plan_edit,
     save_edit,
+    snapshot_point,
 )
 
 
@@ -161,11 +161,6 @@ def _status_after(new_occupancy: Any, new_capacity: Any) -> Any:
     )
 
 
-def _point(value: Any) -> list[float]:
-    shape = to_shape(value)
-    return [round(shape.x, 7), round(shape.y, 7)]
-
-
 def shelter_snapshot(shelter: Shelter) -> dict[str, Any]:
     return {
         "code": shelter.code,
@@ -178,16 +173,15 @@ def shelter_snapshot(shelter: Shelter) -> dict[str, Any]:
         "status": ShelterStatus(shelter.status).value,
         "address": shelter.address,
         "township": shelter.township_code,
-        "location": _point(shelter.location),
+        "location": snapshot_point(shelter.location),
     }
 
 
 async def create_shelter(*, session: AsyncSession, data: ShelterCreate, principal: Principal) -> Shelter:
     """A new shelter, on standby and empty, in the township holding its point (scope-checked)."""
-    place = await place_in_district(
-        session=session, point=data.location, coord_sys=data.coord_sys, claimed_township=data.township
+    place = await place_new(
+        session=session, principal=principal, point=data.location, coord_sys=data.coord_sys, township=data.township
     )
-    ensure_can_write(principal, place.township)
     shelter: Shelter = await create_resource(
         session,
         Shelter,

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
-from geoalchemy2.shape import to_shape
 from sqlalchemy import and_, case, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,9 +26,10 @@ from app.writes import (
     create_resource,
     ensure_can_report_team,
     ensure_can_write,
-    place_in_district,
+    place_new,
     plan_edit,
     save_edit,
+    snapshot_point,
 )
 
 
@@ -423,13 +423,6 @@ class UnknownTeams(AppError):
     code = "unknown_team"
 
 
-def _point(value: Any) -> list[float] | None:
-    if value is None:
-        return None
-    shape = to_shape(value)
-    return [round(shape.x, 7), round(shape.y, 7)]
-
-
 def team_snapshot(team: Team) -> dict[str, Any]:
     """The editable state of a team as plain JSON (what created/updated events carry)."""
     return {
@@ -440,7 +433,7 @@ def team_snapshot(team: Team) -> dict[str, Any]:
         "capabilities": list(team.capabilities),
         "headcount": team.headcount,
         "township": team.township_code,
-        "base": _point(team.base),
+        "base": snapshot_point(team.base),
         "shareable": team.shareable,
         "phone": team.phone,
     }
@@ -448,10 +441,9 @@ def team_snapshot(team: Team) -> dict[str, Any]:
 
 async def create_team(*, session: AsyncSession, data: TeamCreate, principal: Principal) -> Team:
     """A new team at its base; the township is the one holding the base (scope-checked)."""
-    place = await place_in_district(
-        session=session, point=data.base, coord_sys=data.coord_sys, claimed_township=data.township
+    place = await place_new(
+        session=session, principal=principal, point=data.base, coord_sys=data.coord_sys, township=data.township
     )
-    ensure_can_write(principal, place.township)
     team: Team = await create_resource(
         session,
         Team,
