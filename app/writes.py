@@ -11,7 +11,7 @@
 """
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, ClassVar, Self
@@ -398,19 +398,42 @@ async def plan_edit(
     return PlannedEdit(before=dict(before), values=values, wanted=wanted)
 
 
-async def save_edit(
+async def edit_resource(
     session: AsyncSession,
     model: Any,
     *,
     subject: str,
     subject_id: int,
+    fields: Mapping[str, Any],
+    coord_sys: CoordSys,
     expected: int,
-    edit: PlannedEdit,
     principal: Principal,
+    load: Callable[[], Awaitable[Any]],
+    point_field: str,
     snapshot: Snapshot,
     event_data: Snapshot,
+    rules: Callable[[PlannedEdit], None] | None = None,
 ) -> Any:
-    """The conditional UPDATE of a planned edit, and its `<subject>.updated` event with the changes."""
+    """A PATCH of one resource: refused when empty (422), loaded and scope-checked by `load` (404/403),
+    refused when stale (409), planned, checked by the kind's own `rules` (which may add values), then one
+    conditional UPDATE and its `<subject>.updated` event with the changes. An edit that sets what is
+    there already writes nothing (no version bump, no event) and answers the row as it is."""
+    if not fields:
+        raise EmptyPatch()
+    row = await load()
+    check_version(subject, subject_id, current=row.version, expected=expected)
+    edit = await plan_edit(
+        session=session,
+        principal=principal,
+        before=snapshot(row),
+        fields=fields,
+        point_field=point_field,
+        coord_sys=coord_sys,
+    )
+    if rules is not None:
+        rules(edit)
+    if not edit.changes_anything:
+        return row
     updated = await conditional_update(
         session,
         model,

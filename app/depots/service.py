@@ -17,13 +17,10 @@ from app.geo.geojson import ListQuery
 from app.geo.queries import fetch_page, geodesic_distance, in_bbox, knn, point_value
 from app.upsert import UpsertResult, upsert_by_key
 from app.writes import (
-    EmptyPatch,
-    check_version,
     create_resource,
+    edit_resource,
     ensure_can_write,
     place_new,
-    plan_edit,
-    save_edit,
     snapshot_point,
 )
 
@@ -308,29 +305,17 @@ async def update_depot(
     *, session: AsyncSession, depot_id: int, patch: DepotPatch, expected_version: int, principal: Principal
 ) -> Depot:
     """Edit a depot's own fields made against `expected_version` (else 409)."""
-    fields = patch.given()
-    if not fields:
-        raise EmptyPatch()
-    depot = await _writable_depot(session=session, depot_id=depot_id, principal=principal)
-    check_version("depot", depot_id, current=depot.version, expected=expected_version)
-    edit = await plan_edit(
-        session=session,
-        principal=principal,
-        before=depot_snapshot(depot),
-        fields=fields,
-        point_field="location",
-        coord_sys=patch.coord_sys,
-    )
-    if not edit.changes_anything:
-        return depot
-    updated: Depot = await save_edit(
+    updated: Depot = await edit_resource(
         session,
         Depot,
         subject="depot",
         subject_id=depot_id,
+        fields=patch.given(),
+        coord_sys=patch.coord_sys,
         expected=expected_version,
-        edit=edit,
         principal=principal,
+        load=lambda: _writable_depot(session=session, depot_id=depot_id, principal=principal),
+        point_field="location",
         snapshot=depot_snapshot,
         event_data=lambda d: {"depot_id": d.id, "code": d.code, "version": d.version},
     )

@@ -13,13 +13,10 @@ from app.helipads.models import Helipad, HelipadKind, HelipadStatus
 from app.helipads.schemas import HelipadCreate, HelipadPatch
 from app.upsert import UpsertResult, upsert_by_key
 from app.writes import (
-    EmptyPatch,
-    check_version,
     create_resource,
+    edit_resource,
     ensure_can_write,
     place_new,
-    plan_edit,
-    save_edit,
     snapshot_point,
 )
 
@@ -140,36 +137,29 @@ async def create_helipad(*, session: AsyncSession, data: HelipadCreate, principa
     return helipad
 
 
-async def update_helipad(
-    *, session: AsyncSession, helipad_id: int, patch: HelipadPatch, expected_version: int, principal: Principal
-) -> Helipad:
-    """Edit a helipad (including usable/unusable) made against `expected_version` (else 409)."""
-    fields = patch.given()
-    if not fields:
-        raise EmptyPatch()
+async def _writable_helipad(*, session: AsyncSession, helipad_id: int, principal: Principal) -> Helipad:
     helipad = await session.get(Helipad, helipad_id, populate_existing=True)
     if helipad is None:
         raise HelipadNotFound(helipad_id)
     ensure_can_write(principal, helipad.township_code)
-    check_version("helipad", helipad_id, current=helipad.version, expected=expected_version)
-    edit = await plan_edit(
-        session=session,
-        principal=principal,
-        before=helipad_snapshot(helipad),
-        fields=fields,
-        point_field="location",
-        coord_sys=patch.coord_sys,
-    )
-    if not edit.changes_anything:
-        return helipad
-    updated: Helipad = await save_edit(
+    return helipad
+
+
+async def update_helipad(
+    *, session: AsyncSession, helipad_id: int, patch: HelipadPatch, expected_version: int, principal: Principal
+) -> Helipad:
+    """Edit a helipad (including usable/unusable) made against `expected_version` (else 409)."""
+    updated: Helipad = await edit_resource(
         session,
         Helipad,
         subject="helipad",
         subject_id=helipad_id,
+        fields=patch.given(),
+        coord_sys=patch.coord_sys,
         expected=expected_version,
-        edit=edit,
         principal=principal,
+        load=lambda: _writable_helipad(session=session, helipad_id=helipad_id, principal=principal),
+        point_field="location",
         snapshot=helipad_snapshot,
         event_data=helipad_summary,
     )

@@ -14,13 +14,11 @@ from app.shelters.models import Shelter, ShelterLevel, ShelterStatus
 from app.shelters.schemas import ShelterCreate, ShelterPatch
 from app.upsert import UpsertResult, upsert_by_key
 from app.writes import (
-    EmptyPatch,
-    check_version,
+    PlannedEdit,
     create_resource,
+    edit_resource,
     ensure_can_write,
     place_new,
-    plan_edit,
-    save_edit,
     snapshot_point,
 )
 
@@ -223,44 +221,37 @@ async def update_shelter(
     Occupancy never exceeds capacity (422). Without an explicit status, a change of occupancy or
     capacity moves the status by the rule of `_status_after`; an explicit `open` needs free places.
     """
-    fields = patch.given()
-    if not fields:
-        raise EmptyPatch()
-    shelter = await _writable_shelter(session=session, shelter_id=shelter_id, principal=principal)
-    check_version("shelter", shelter_id, current=shelter.version, expected=expected_version)
-    edit = await plan_edit(
-        session=session,
-        principal=principal,
-        before=shelter_snapshot(shelter),
-        fields=fields,
-        point_field="location",
-        coord_sys=patch.coord_sys,
-    )
-    occupancy, capacity = edit.wanted["occupancy"], edit.wanted["capacity"]
-    if occupancy > capacity:
-        raise OccupancyAboveCapacity(
-            f"occupancy {occupancy} would exceed the capacity {capacity}",
-            details={"occupancy": occupancy, "capacity": capacity},
-        )
-    if "status" in fields and fields["status"] is ShelterStatus.OPEN and occupancy >= capacity:
-        raise StatusConflict(
-            "a shelter without free places cannot be open (it is full)",
-            details={"occupancy": occupancy, "capacity": capacity},
-        )
-    if not edit.changes_anything:
-        return shelter
-    if "status" not in fields and (occupancy != edit.before["occupancy"] or capacity != edit.before["capacity"]):
-        edit.values["status"] = _status_after(literal(occupancy), literal(capacity))
-    updated: Shelter = await save_edit(
+
+    def occupancy_rules(edit: PlannedEdit) -> None:
+        occupancy, capacity = edit.wanted["occupancy"], edit.wanted["capacity"]
+        if occupancy > capacity:
+            raise OccupancyAboveCapacity(
+                f"occupancy {occupancy} would exceed the capacity {capacity}",
+                details={"occupancy": occupancy, "capacity": capacity},
+            )
+        status = edit.values.get("status")
+        if status is ShelterStatus.OPEN and occupancy >= capacity:
+            raise StatusConflict(
+                "a shelter without free places cannot be open (it is full)",
+                details={"occupancy": occupancy, "capacity": capacity},
+            )
+        if status is None and (occupancy != edit.before["occupancy"] or capacity != edit.before["capacity"]):
+            edit.values["status"] = _status_after(literal(occupancy), literal(capacity))
+
+    updated: Shelter = await edit_resource(
         session,
         Shelter,
         subject="shelter",
         subject_id=shelter_id,
+        fields=patch.given(),
+        coord_sys=patch.coord_sys,
         expected=expected_version,
-        edit=edit,
         principal=principal,
+        load=lambda: _writable_shelter(session=session, shelter_id=shelter_id, principal=principal),
+        point_field="location",
         snapshot=shelter_snapshot,
         event_data=lambda sh: {**_free(sh), "code": sh.code, "version": sh.version},
+        rules=occupancy_rules,
     )
     return updated
 

@@ -21,14 +21,11 @@ from app.teams.models import Team, TeamKind, TeamStatus, TeamTrackPoint
 from app.teams.schemas import TeamCreate, TeamPatch
 from app.upsert import UpsertResult, upsert_by_key
 from app.writes import (
-    EmptyPatch,
-    check_version,
     create_resource,
+    edit_resource,
     ensure_can_report_team,
     ensure_can_write,
     place_new,
-    plan_edit,
-    save_edit,
     snapshot_point,
 )
 
@@ -481,29 +478,17 @@ async def update_team(
 
     An edit that changes nothing writes nothing (no version bump, no event).
     """
-    fields = patch.given()
-    if not fields:
-        raise EmptyPatch()
-    team = await _writable_team(session=session, team_id=team_id, principal=principal)
-    check_version("team", team_id, current=team.version, expected=expected_version)
-    edit = await plan_edit(
-        session=session,
-        principal=principal,
-        before=team_snapshot(team),
-        fields=fields,
-        point_field="base",
-        coord_sys=patch.coord_sys,
-    )
-    if not edit.changes_anything:
-        return team
-    updated: Team = await save_edit(
+    updated: Team = await edit_resource(
         session,
         Team,
         subject="team",
         subject_id=team_id,
+        fields=patch.given(),
+        coord_sys=patch.coord_sys,
         expected=expected_version,
-        edit=edit,
         principal=principal,
+        load=lambda: _writable_team(session=session, team_id=team_id, principal=principal),
+        point_field="base",
         snapshot=team_snapshot,
         event_data=team_event_data,
     )
