@@ -82,7 +82,7 @@ def multipolygon_geometry(value: WKBElement | Any, coord_sys: CoordSys = CoordSy
     )
 
 
-def output_coord_sys(
+async def output_coord_sys(
     coord_sys: Annotated[
         CoordSys, Query(description="answer in this coordinate system (wgs84 default; gcj02 for Amap/Tencent)")
     ] = CoordSys.WGS84,
@@ -132,7 +132,7 @@ class ListQuery(BaseModel):
     offset: int = 0
 
 
-def list_query(
+async def list_query(
     bbox: Annotated[str | None, Query(description="minLon,minLat,maxLon,maxLat (WGS-84)")] = None,
     township: Annotated[str | None, Query(pattern=r"^\d{9}$", description="9-digit township code")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
