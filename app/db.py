@@ -6,13 +6,19 @@ back on any error. Services only add and flush.
 """
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
+import asyncpg
+import orjson
 import structlog
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import DateTime, MetaData, TextClause, event, func
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -40,16 +46,25 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+# A pooled connection idle for longer than this is pinged before use (see ping_idle_connections).
+PING_IF_IDLE_S = 1.0
+
+
+def create_engine(
+    settings: Settings, *, connection_class: type[asyncpg.Connection] = asyncpg.Connection
+) -> AsyncEngine:
+    """The engine every process uses; `connection_class` lets the bench record statements (bench/capture.py)."""
+    engine = create_async_engine(
         settings.sqlalchemy_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_pre_ping=True,
+        # json/jsonb columns (the recommendation's composites) decoded by orjson, not the standard library.
+        json_deserializer=orjson.loads,
         # Waiting for a pooled connection is bounded too: past it the request gets a 503.
         pool_timeout=settings.db_connect_timeout_s,
         connect_args={
             "timeout": settings.db_connect_timeout_s,
+            "connection_class": connection_class,
             "server_settings": {
                 "statement_timeout": str(settings.db_statement_timeout_ms),
                 "idle_in_transaction_session_timeout": str(settings.db_statement_timeout_ms * 3),
@@ -60,6 +75,38 @@ def create_engine(settings: Settings) -> AsyncEngine:
             },
         },
     )
+    ping_idle_connections(engine)
+    return engine
+
+
+def ping_idle_connections(engine: AsyncEngine) -> None:
+    """Ping a pooled connection before use only when it has been idle for a while.
+
+    SQLAlchemy's pool_pre_ping pings at every checkout: a round trip per request, and on this machine a loopback
+    send costs ~0.25 ms of CPU (bench section 1). A connection used within the last second is as good as a ping
+    says. One that sat idle (where a database restart hides) is pinged, and replaced if it does not answer, so
+    the first request after a quiet restart still succeeds. A restart under load fails the requests that hold
+    or next take a broken connection with a 503 (database_unavailable, Retry-After), and SQLAlchemy's disconnect
+    handling then recycles every connection older than the failure (tests/reliability/test_database_restart.py).
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def remember_when_idle(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since <= PING_IF_IDLE_S:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool discards this connection and checks out (or opens) another.
+            raise DisconnectionError(f"an idle pooled connection did not answer a ping: {exc!r}") from exc
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -100,3 +147,46 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 # scope="function": the commit runs before the response is sent, so its failure becomes the response.
 SessionDep = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
+
+
+@dataclass(frozen=True, slots=True)
+class DriverStatement:
+    """A hot read statement, compiled once at import to asyncpg's `$n` form, run on the session's own asyncpg
+    connection (so inside the request's transaction, and in tests inside the test's).
+
+    SQLAlchemy's execution path (the adapted cursor, result proxy, row objects) costs ~0.3 ms of CPU and ~0.5 ms
+    of latency per statement on top of asyncpg's (bench section 1); for the recommendation, asked for at every
+    incident and every few seconds while one is open, that was a third of the service's own time. Only for
+    statements whose text is a constant: values are always bound parameters.
+    """
+
+    sql: str
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, clause: TextClause) -> "DriverStatement":
+        compiled = clause.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+        return cls(sql=str(compiled), names=tuple(compiled.positiontup or ()))
+
+    async def fetch(self, session: AsyncSession, **params: Any) -> list[asyncpg.Record]:
+        driver = await driver_connection(session)
+        rows: list[asyncpg.Record] = await driver.fetch(self.sql, *(params[name] for name in self.names))
+        return rows
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session, its transaction begun (SQLAlchemy's BEGIN, its COMMIT)."""
+    connection = await session.connection()
+    driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
+    return driver
+
+
+async def plan_generically(session: AsyncSession) -> None:
+    """Until this transaction ends, run prepared statements on their generic plan, planned once per connection.
+
+    For the recommendation's statements (big LATERAL unions over KNN index scans) PostgreSQL otherwise keeps
+    choosing a custom plan per call: ~0.9 ms of planning for ~0.5 ms of execution (bench section 1). Their
+    generic plans walk the same GiST indexes (bench section 3 prints them at 100,000 teams), so the cost of the
+    `SET LOCAL` round trip buys back most of the database's time per request.
+    """
+    await (await driver_connection(session)).execute("SET LOCAL plan_cache_mode = force_generic_plan")

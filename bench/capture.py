@@ -1,19 +1,21 @@
 """The SQL a recommendation needs, captured from the service itself and replayed on raw asyncpg.
 
-The service functions the endpoint calls run once in-process, with a `before_cursor_execute` listener on
-the engine recording each (statement, parameters) exactly as SQLAlchemy hands them to asyncpg (already in
-`$1` form). The replay runs them in order on one asyncpg connection inside one transaction, as the request
-does, with asyncpg's own prepared-statement cache, so the difference to the HTTP figure is everything the
-service adds: HTTP, routing, auth, the ORM, serialization.
+The service functions the endpoint calls run once in-process, recording each (statement, parameters) as it
+goes to asyncpg: a `before_cursor_execute` listener on the engine for what SQLAlchemy runs (already in `$1`
+form), and a connection class that records the calls for the hot statements the service runs on the driver
+itself (app.db.DriverStatement, the `SET LOCAL`); transaction control (BEGIN/COMMIT) is left to the replay.
+The replay runs them in order on one asyncpg connection inside one transaction, as the request does, with
+asyncpg's own prepared-statement cache, so the difference to the HTTP figure is everything the service adds:
+HTTP, routing, auth, the ORM, serialization.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncpg
 from sqlalchemy import event
@@ -24,8 +26,27 @@ from app.db import create_engine, create_sessionmaker
 from app.dispatch import service as dispatch_service
 from app.geo.coords import CoordSys
 from app.incidents import service as incident_service
-from app.incidents.types import IncidentType
 from bench.infra import JWT_SECRET
+
+# Sent by SQLAlchemy's asyncpg adapter around the request's statements; the replay adds its own.
+TRANSACTION_CONTROL = {"", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
+
+
+class RecordingConnection(asyncpg.Connection):
+    """Calls `recorder` with every statement run on the driver directly (app.db.DriverStatement, the
+    `SET LOCAL`), at the moment it is called: in order with the SQLAlchemy listener's records."""
+
+    recorder: ClassVar[Callable[[str, tuple[Any, ...]], None] | None] = None
+
+    async def fetch(self, query: str, *args: Any, **kwargs: Any) -> list[asyncpg.Record]:
+        if (recorder := type(self).recorder) is not None:
+            recorder(query, args)
+        return await super().fetch(query, *args, **kwargs)
+
+    async def execute(self, query: str, *args: Any, **kwargs: Any) -> str:
+        if (recorder := type(self).recorder) is not None:
+            recorder(query, args)
+        return await super().execute(query, *args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -40,17 +61,16 @@ class Statement:
 
 async def _recommend_as_the_endpoint_does(session: AsyncSession, settings: Settings, incident_id: int) -> int:
     # The body of app.dispatch.router.recommendation, minus HTTP and auth.
-    incident = await incident_service.get(session=session, incident_id=incident_id)
-    lon, lat = incident_service.lon_lat_of(incident)
+    site = await incident_service.site(session=session, incident_id=incident_id)
     recommendation = await dispatch_service.recommend(
         session=session,
         settings=settings,
-        incident=incident,
-        lon=lon,
-        lat=lat,
-        incident_type=IncidentType(incident.type),
-        people_affected=incident.people_affected,
-        township=incident.township_code,
+        incident_id=site.id,
+        lon=site.lon,
+        lat=site.lat,
+        incident_type=site.type,
+        people_affected=site.people_affected,
+        township=site.township_code,
         coord_sys=CoordSys.WGS84,
     )
     return len(recommendation.teams)
@@ -59,27 +79,33 @@ async def _recommend_as_the_endpoint_does(session: AsyncSession, settings: Setti
 async def capture_recommendation_sql(database_url: str, incident_id: int) -> list[Statement]:
     """Run the recommendation once to warm up, then once more with the listener on; return its statements."""
     settings = Settings(database_url=database_url, jwt_secret=JWT_SECRET, environment="test")
-    engine = create_engine(settings)
+    engine = create_engine(settings, connection_class=RecordingConnection)
     sessionmaker = create_sessionmaker(engine)
     captured: list[Statement] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
         captured.append(Statement(statement, tuple(parameters or ())))
 
+    def record_on_driver(query: str, args: tuple[Any, ...]) -> None:
+        verb = (query.replace(";", " ").split() or [""])[0].upper()
+        if verb not in TRANSACTION_CONTROL:
+            captured.append(Statement(query, args))
+
     try:
         async with sessionmaker() as session:
             await _recommend_as_the_endpoint_does(session, settings, incident_id)
             await session.commit()
         event.listen(engine.sync_engine, "before_cursor_execute", record)
+        RecordingConnection.recorder = record_on_driver
         try:
             async with sessionmaker() as session:
                 await _recommend_as_the_endpoint_does(session, settings, incident_id)
                 await session.commit()
         finally:
+            RecordingConnection.recorder = None
             event.remove(engine.sync_engine, "before_cursor_execute", record)
     finally:
         await engine.dispose()
-    # pool_pre_ping's ping is not a cursor execute; anything else recorded is a real statement of the request.
     return captured
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db import DriverStatement
 from app.depots.service import NEAREST_HOLDING_JSON
 from app.helipads.service import AVIATION_BASE_DISTANCE, NEAREST_USABLE_JSON
 from app.shelters.service import NEAREST_WITH_SPACE_JSON
@@ -32,6 +33,7 @@ NEARBY = text(
     FROM here
     """  # noqa: S608
 )
+NEARBY_ON_DRIVER = DriverStatement.of(NEARBY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +50,9 @@ async def nearby(
 ) -> Nearby:
     """Up to `shelters` shelters with space and `depots` depots holding any of `items` (none without
     items), the nearest usable helipad and the distance to the nearest usable aviation base."""
-    row = (
-        await session.execute(
-            NEARBY, {"lon": lon, "lat": lat, "shelters": shelters, "items": items, "depots": depots if items else 0}
-        )
-    ).one()
-    # The json columns arrive decoded (SQLAlchemy's asyncpg dialect registers a codec for json).
+    (row,) = await NEARBY_ON_DRIVER.fetch(
+        session, lon=lon, lat=lat, shelters=shelters, items=items, depots=depots if items else 0
+    )
+    # The json columns arrive decoded (SQLAlchemy's asyncpg dialect registers a codec for json on connect).
     found_shelters, found_depots, helipad, aviation_base_m = row
     return Nearby(shelters=found_shelters, depots=found_depots, helipad=helipad, aviation_base_m=aviation_base_m)

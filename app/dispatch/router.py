@@ -22,7 +22,6 @@ from app.errors import BadRequest
 from app.geo.coords import CoordSys, to_wgs84
 from app.geo.geojson import GeoJSONResponse, Latitude, Link, Longitude, OutCoordSys, point_geometry
 from app.incidents import service as incident_service
-from app.incidents.types import IncidentType
 from app.params import IdPath
 from app.teams import service as team_service
 from app.teams.models import Capability
@@ -53,17 +52,16 @@ async def recommendation(
         raise BadRequest(
             "responders read their assignments, not recommendations", code="role_not_allowed", status_code=403
         )
-    incident = await incident_service.get(session=session, incident_id=incident_id)
-    lon, lat = incident_service.lon_lat_of(incident)
+    site = await incident_service.site(session=session, incident_id=incident_id)
     return await service.recommend(
         session=session,
         settings=request.app.state.settings,
-        incident=incident,
-        lon=lon,
-        lat=lat,
-        incident_type=IncidentType(incident.type),
-        people_affected=incident.people_affected,
-        township=incident.township_code,
+        incident_id=site.id,
+        lon=site.lon,
+        lat=site.lat,
+        incident_type=site.type,
+        people_affected=site.people_affected,
+        township=site.township_code,
         coord_sys=coord_sys,
     )
 

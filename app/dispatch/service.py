@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
 from app.config import Settings
+from app.db import plan_generically
 from app.depots import service as depot_service
 from app.depots.models import LedgerKind
 from app.dispatch import nearby as nearby_service
@@ -164,7 +165,7 @@ async def recommend(
     *,
     session: AsyncSession,
     settings: Settings,
-    incident: Incident | None,
+    incident_id: int | None,
     lon: float,
     lat: float,
     incident_type: IncidentType,
@@ -173,6 +174,7 @@ async def recommend(
     coord_sys: CoordSys,
 ) -> Recommendation:
     rule = RULES[incident_type]
+    await plan_generically(session)
     teams, shortfalls = await recommend_teams(
         session=session, settings=settings, rule=rule, lon=lon, lat=lat, township=township, coord_sys=coord_sys
     )
@@ -263,7 +265,7 @@ async def recommend(
         shortfalls.append(Shortfall(need="aviation", wanted=1, found=0, reasons=["no_helipad"]))
 
     return Recommendation(
-        incident_id=incident.id if incident else None,
+        incident_id=incident_id,
         type=incident_type.value,
         location=_point(lon, lat, coord_sys),
         teams=teams,

@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
+from app.db import DriverStatement
 from app.errors import AppError, Conflict, Forbidden, NotFound
 from app.events import service as event_service
 from app.geo.geojson import BBox, lon_lat
@@ -179,6 +180,45 @@ async def get(*, session: AsyncSession, incident_id: int) -> Incident:
     if incident is None:
         raise IncidentNotFound(f"no incident has the id {incident_id}", details={"incident_id": incident_id})
     return incident
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentSite:
+    """What a recommendation needs of an incident: what happened, where, and to how many people."""
+
+    id: int
+    type: IncidentType
+    people_affected: int
+    township_code: str | None
+    lon: float
+    lat: float
+
+
+INCIDENT_SITE = DriverStatement.of(
+    text(
+        """
+        SELECT id, type, people_affected, township_code,
+               ST_X(CAST(location AS geometry)) AS lon, ST_Y(CAST(location AS geometry)) AS lat
+        FROM incident WHERE id = :incident_id
+        """
+    )
+)
+
+
+async def site(*, session: AsyncSession, incident_id: int) -> IncidentSite:
+    """The incident's site, read on the driver: the recommendation's first statement, no ORM entity needed."""
+    rows = await INCIDENT_SITE.fetch(session, incident_id=incident_id)
+    if not rows:
+        raise IncidentNotFound(f"no incident has the id {incident_id}", details={"incident_id": incident_id})
+    row = rows[0]
+    return IncidentSite(
+        id=row["id"],
+        type=IncidentType(row["type"]),
+        people_affected=row["people_affected"],
+        township_code=row["township_code"],
+        lon=row["lon"],
+        lat=row["lat"],
+    )
 
 
 async def _get_for_update(session: AsyncSession, incident_id: int) -> Incident:

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
+from app.db import DriverStatement
 from app.errors import AppError
 from app.events import service as event_service
 from app.geo.coords import CoordSys
@@ -290,6 +291,7 @@ TEAM_SHORTLISTS = text(
     ORDER BY need.ord, c.index_distance_m, c.id
     """
 )
+TEAM_SHORTLISTS_ON_DRIVER = DriverStatement.of(TEAM_SHORTLISTS)  # the recommendation's hot path
 
 
 async def team_shortlists(
@@ -303,16 +305,14 @@ async def team_shortlists(
 ) -> list[TeamShortlist]:
     """For each need (capabilities, or none for any; k), the k teams nearest the point by base and
     the k nearest by fresh live position, in one round trip. No row locks: booking is by key."""
-    rows = await session.execute(
-        TEAM_SHORTLISTS,
-        {
-            "lon": lon,
-            "lat": lat,
-            "fresh_s": fresh_s,
-            "only_available": only_available,
-            "capabilities": [",".join(capabilities) for capabilities, _ in needs],
-            "k": [k for _, k in needs],
-        },
+    rows = await TEAM_SHORTLISTS_ON_DRIVER.fetch(
+        session,
+        lon=lon,
+        lat=lat,
+        fresh_s=fresh_s,
+        only_available=only_available,
+        capabilities=[",".join(capabilities) for capabilities, _ in needs],
+        k=[k for _, k in needs],
     )
     shortlists = [TeamShortlist(by_base=[], by_live=[]) for _ in needs]
     for ord_, live, index_distance, *team, distance, x, y, age in rows:
