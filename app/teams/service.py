@@ -608,6 +608,7 @@ _APPLY_POSITIONS = text(
            (SELECT coalesce(array_agg(idx), '{}') FROM moved) AS applied
     """
 )
+_APPLY_POSITIONS_ON_DRIVER = DriverStatement.of(_APPLY_POSITIONS)  # a gateway's hot path, every few seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -626,19 +627,16 @@ async def report_positions(
     All or nothing on errors: an unknown team or one the caller may not report refuses the batch (the
     exception rolls back what the statement wrote).
     """
-    result = await session.execute(
-        _APPLY_POSITIONS,
-        {
-            "idx": list(range(len(fixes))),
-            "team_id": [f.team_id for f in fixes],
-            "lon": [f.lon for f in fixes],
-            "lat": [f.lat for f in fixes],
-            "recorded_at": [f.recorded_at for f in fixes],
-            "data": [orjson.dumps(_position_data(f.team_id, f.lon, f.lat, f.recorded_at)).decode() for f in fixes],
-            "actor": principal.actor,
-        },
+    ((team_ids, team_townships, applied_idx),) = await _APPLY_POSITIONS_ON_DRIVER.fetch(
+        session,
+        idx=list(range(len(fixes))),
+        team_id=[f.team_id for f in fixes],
+        lon=[f.lon for f in fixes],
+        lat=[f.lat for f in fixes],
+        recorded_at=[f.recorded_at for f in fixes],
+        data=[orjson.dumps(_position_data(f.team_id, f.lon, f.lat, f.recorded_at)).decode() for f in fixes],
+        actor=principal.actor,
     )
-    team_ids, team_townships, applied_idx = result.one()
     townships: dict[int, str | None] = dict(zip(team_ids, team_townships, strict=True))
     ids = sorted({f.team_id for f in fixes})
     unknown = [i for i in ids if i not in townships]

@@ -5,9 +5,11 @@ from typing import Any
 
 import httpx
 import pytest
+from asyncpg.connection import LoggedQuery
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.db import driver_connection
 from app.geo.coords import wgs84_to_gcj02
 from tests.resources.factories import (
     BEIJING_POINT,
@@ -412,11 +414,18 @@ async def test_a_batch_is_one_update_and_one_insert_whatever_its_size(
     def capture(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(" ".join(statement.split()))
 
+    def capture_on_driver(query: LoggedQuery) -> None:
+        statements.append(" ".join(query.query.split()))
+
+    # What runs through SQLAlchemy, and what the service runs on the session's asyncpg connection directly.
+    driver = await driver_connection(session)
     event.listen(engine.sync_engine, "before_cursor_execute", capture)
+    driver.add_query_logger(capture_on_driver)
     try:
         response = await client.post("/api/v1/teams/positions", json=fixes, headers=auth("command"))
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", capture)
+        driver.remove_query_logger(capture_on_driver)
     assert response.status_code == 200 and response.json()["applied"] == len(ids)
     # One statement writes the whole batch (track, positions and their events): no per-team UPDATE, no
     # separate INSERT per table, whatever the batch size.
