@@ -114,27 +114,32 @@ async def recommend_teams(
     for need, k, shortlist in zip(rule.needs, wanted, shortlists, strict=True):
         candidates = shortlist.nearest(k, taken)
         in_range = [c for c in candidates if c.distance_m <= settings.dispatch_max_range_m]
-        options = sorted(
+        # Rank by ETA first and build answer objects only for the teams chosen (a shortlist is ~4x the need).
+        ranked = sorted(
             (
-                TeamOption(
-                    id=c.id,
-                    code=c.code,
-                    name=c.name,
-                    kind=c.kind,
-                    capabilities=c.capabilities,
-                    headcount=c.headcount,
-                    township=c.township_code,
-                    need=need.label,
-                    distance_m=round(c.distance_m),
-                    eta_s=eta.eta_s(kind=c.kind.value, distance_m=c.distance_m, township=township),
-                    position_source=c.position_source,
-                    position_age_s=round(c.position_age_s) if c.position_age_s is not None else None,
-                    location=_point(c.lon, c.lat, coord_sys),
-                )
+                (eta.eta_s(kind=c.kind.value, distance_m=c.distance_m, township=township), round(c.distance_m), c.id, c)
                 for c in in_range
             ),
-            key=lambda o: (o.eta_s, o.distance_m, o.id),
+            key=lambda ranking: ranking[:3],
         )[: need.count]
+        options = [
+            TeamOption(
+                id=c.id,
+                code=c.code,
+                name=c.name,
+                kind=c.kind,
+                capabilities=c.capabilities,
+                headcount=c.headcount,
+                township=c.township_code,
+                need=need.label,
+                distance_m=distance_m,
+                eta_s=eta_s,
+                position_source=c.position_source,
+                position_age_s=round(c.position_age_s) if c.position_age_s is not None else None,
+                location=_point(c.lon, c.lat, coord_sys),
+            )
+            for eta_s, distance_m, _, c in ranked
+        ]
         chosen += options
         taken.update(o.id for o in options)
         stale = [o.id for o in options if o.position_source == "base" and o.position_age_s is not None]
