@@ -262,12 +262,19 @@ class LiveHub:
             self._writers = None
             log.info("live_listener_connected", watermark=self.max_seen)
             self._wake.set()  # catch up at once with whatever was committed while disconnected
+            spacing = self.settings.live_cycle_spacing_ms / 1000
+            last_cycle = -spacing
             while True:
                 assert self._wm is not None
                 interval = GAP_CHECK_INTERVAL_S if self._wm.pending else self.settings.live_poll_interval_s
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), interval)
+                # Under a stream of commits, cycles start at most every `spacing`: what commits in between goes out
+                # in one read and one hand-out (one frame per batch socket). After a quiet spell, at once.
+                if (pause := last_cycle + spacing - self._loop.time()) > 0:
+                    await asyncio.sleep(pause)
                 self._wake.clear()
+                last_cycle = self._loop.time()
                 if await self._cycle(conn):
                     self._wake.set()
                 # Let the sockets drain what this cycle queued before the next chunk.
