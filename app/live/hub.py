@@ -5,6 +5,7 @@
   (watermark.py) and hands every deliverable event to the subscribers, in seq order.
 - A cycle runs on a wake-up (a NOTIFY from any process, or a commit in this one) and at least every
   `live_poll_interval_s`: a lost NOTIFY, or an event written outside a request (CLI, SQL), is late, never lost.
+  Under a stream of commits cycles start at most every `live_cycle_spacing_ms`, so that one carries many writes.
 - The write transaction only inserts the event row. The wake-up NOTIFY goes out after the commit (the
   `after_commit` hook), at most once per `live_notify_coalesce_ms` per process: NOTIFY takes a database-wide
   lock at commit, which would serialize every writing transaction if each sent its own.
@@ -263,19 +264,21 @@ class LiveHub:
             log.info("live_listener_connected", watermark=self.max_seen)
             self._wake.set()  # catch up at once with whatever was committed while disconnected
             spacing = self.settings.live_cycle_spacing_ms / 1000
-            last_cycle = -spacing
+            last_cycle, more = -spacing, False
             while True:
                 assert self._wm is not None
                 interval = GAP_CHECK_INTERVAL_S if self._wm.pending else self.settings.live_poll_interval_s
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), interval)
                 # Under a stream of commits, cycles start at most every `spacing`: what commits in between goes out
-                # in one read and one hand-out (one frame per batch socket). After a quiet spell, at once.
-                if (pause := last_cycle + spacing - self._loop.time()) > 0:
+                # in one read and one hand-out (one frame per batch socket). After a quiet spell, at once; and a
+                # backlog read in chunks (a burst, a catch-up) goes on without pauses.
+                if not more and (pause := last_cycle + spacing - self._loop.time()) > 0:
                     await asyncio.sleep(pause)
                 self._wake.clear()
                 last_cycle = self._loop.time()
-                if await self._cycle(conn):
+                more = await self._cycle(conn)
+                if more:
                     self._wake.set()
                 # Let the sockets drain what this cycle queued before the next chunk.
                 await asyncio.sleep(0)
