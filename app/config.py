@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     live_poll_interval_s: float = Field(default=0.5, gt=0)
     # At most one wake-up NOTIFY per process in this window.
     live_notify_coalesce_ms: int = Field(default=10, ge=0)
+    # Under a stream of commits a hub reads and hands out at most once per this many ms, so that the events of
+    # several writes travel together (one frame per `?batch=true` socket). An event after a quiet spell goes at once.
+    live_cycle_spacing_ms: int = Field(default=50, ge=0)
     # A missing seq is taken as rolled back once every transaction that was writing to the event table when it
     # went missing has ended, and at least live_gap_grace_s has passed; past live_gap_timeout_s it is given up
     # regardless, and delivered late if it commits after all (see app/live/watermark.py).

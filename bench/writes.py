@@ -20,7 +20,7 @@ import httpx
 from app.config import Settings
 from bench.context import Bench
 from bench.core import Summary, cores_text, cores_used, cpu_sample
-from bench.fanout import LiveClients, live_absent, probe_live
+from bench.fanout import BATCH_QUERY, LiveClients, live_absent, probe_live
 from bench.infra import Server, backend_pids, http_client, running_server
 from bench.workload import DISTRICT_POINTS, incident_body, jitter
 
@@ -160,7 +160,10 @@ async def run(bench: Bench) -> None:
         elif not switch:
             r.note("no JIZHOU_LIVE_ENABLED switch on this branch: OFF was the same server with 0 websocket clients")
         else:
-            r.note(f"OFF: JIZHOU_LIVE_ENABLED=false; ON: default settings with {on.live_clients} live clients")
+            r.note(
+                f"OFF: JIZHOU_LIVE_ENABLED=false; ON: default settings with {on.live_clients} live clients"
+                f" using batch frames ({BATCH_QUERY}: one frame per socket per hub cycle)"
+            )
     finally:
         await bench.databases.drop(name)
 

@@ -17,12 +17,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.auth import Principal
 from app.errors import is_database_unavailable
-from app.live.hub import LiveHub, Subscriber
+from app.live.delivery import Share, Subscriber, batch_frames
+from app.live.hub import LiveHub
 from app.live.schemas import (
     MAX_CLIENT_MESSAGE_BYTES,
     PING,
     ClientMessage,
     CloseCode,
+    FeedEvent,
     Pong,
     close_reason,
     reset_message,
@@ -52,6 +54,7 @@ class LiveSocket:
         *,
         since: int | None,
         expires_at: float | None,
+        batch: bool = False,
     ) -> None:
         self.ws = websocket
         self.hub = hub
@@ -60,7 +63,7 @@ class LiveSocket:
         self.expires_at = expires_at
         settings = hub.settings
         self.subscriber = Subscriber(
-            principal, subscription, queue_size=settings.live_queue_size, on_overflow=self._overflowed
+            principal, subscription, queue_size=settings.live_queue_size, on_overflow=self._overflowed, batch=batch
         )
         # The client has every event it may see up to here: what to resume from.
         self.position = since or 0
@@ -153,25 +156,54 @@ class LiveSocket:
         else:
             start = hub.attach(self.subscriber)
         self.position = max(self.position, start)
-        queue = self.subscriber.queue
+        subscriber = self.subscriber
         while True:
-            event, late = await queue.get()
-            if late and event.seq in self.subscriber.replayed_late:
-                continue  # the replay found it committed in the table and sent it already, in its place
-            await self._send(event.late_text() if late else event.text)
-            self.sent += 1
-            if not late:
-                self.position = event.seq
+            shares = await subscriber.take()
+            if subscriber.batch:
+                await self._send_batches(shares)
+                continue
+            for share in shares:
+                for event in share.events:
+                    if share.late and event.seq in subscriber.replayed_late:
+                        continue  # the replay found it committed in the table and sent it already, in its place
+                    await self._send(event.late_text() if share.late else event.text)
+                    self.sent += 1
+                    if not share.late:
+                        self.position = event.seq
+
+    async def _send_batches(self, shares: list[Share]) -> None:
+        """Everything that was waiting, as few frames as fit: one ASGI send (one socket write) for the lot."""
+        if len(shares) == 1 and not shares[0].late:
+            frames = shares[0].frames()  # the same strings for every socket with this filter
+        else:
+            late_dropped = self.subscriber.replayed_late
+            frames = batch_frames(
+                (event, share.late)
+                for share in shares
+                for event in share.events
+                if not (share.late and event.seq in late_dropped)
+            )
+        for frame in frames:
+            await self._send(frame.text)
+            self.sent += frame.events
+            if frame.last_seq is not None:
+                self.position = frame.last_seq
 
     async def _replay(self, after: int, upto: int) -> int:
         """Send what the client may see of after < seq <= upto, from the table; returns upto."""
         hub, subscriber, batch = self.hub, self.subscriber, self.hub.settings.live_replay_batch
         while after < upto:
             page = await hub.replay_page(after, upto, batch)
+            wanted: list[FeedEvent] = []
             for event in page:
                 if subscriber.wants(event):
                     if hub.was_given_up(event.seq):
                         subscriber.replayed_late.add(event.seq)
+                    wanted.append(event)
+            if subscriber.batch:
+                await self._send_batches([Share(wanted, late=False)])
+            else:
+                for event in wanted:
                     await self._send(event.text)
                     self.sent += 1
                     self.position = event.seq

@@ -5,6 +5,7 @@
   (watermark.py) and hands every deliverable event to the subscribers, in seq order.
 - A cycle runs on a wake-up (a NOTIFY from any process, or a commit in this one) and at least every
   `live_poll_interval_s`: a lost NOTIFY, or an event written outside a request (CLI, SQL), is late, never lost.
+  Under a stream of commits cycles start at most every `live_cycle_spacing_ms`, so that one carries many writes.
 - The write transaction only inserts the event row. The wake-up NOTIFY goes out after the commit (the
   `after_commit` hook), at most once per `live_notify_coalesce_ms` per process: NOTIFY takes a database-wide
   lock at commit, which would serialize every writing transaction if each sent its own.
@@ -22,7 +23,7 @@ and a session from the pool cannot LISTEN.
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,13 +34,12 @@ import structlog
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.auth import Principal
 from app.config import Settings
 from app.errors import is_database_unavailable
 from app.events import service as event_service
 from app.events.models import Event
+from app.live.delivery import Share, Subscriber
 from app.live.schemas import CloseCode, FeedEvent, close_reason
-from app.live.scope import Subscription, can_see, sees_everything
 from app.live.watermark import Watermark
 
 log = structlog.get_logger(__name__)
@@ -101,48 +101,6 @@ def _from_model(event: Event) -> FeedEvent:
         exercise=event.exercise,
         data=event.data,
     )
-
-
-class Subscriber:
-    """One socket's place in the fan-out: its scope, its filter and a bounded queue. The hub never awaits it."""
-
-    def __init__(
-        self, principal: Principal, subscription: Subscription, *, queue_size: int, on_overflow: Callable[[], None]
-    ) -> None:
-        self.principal = principal
-        self.subscription = subscription  # sets _sees_all
-        self.queue: asyncio.Queue[tuple[FeedEvent, bool]] = asyncio.Queue(queue_size)
-        # Live events at or below this were replayed already, or the client had them (its since).
-        self.skip_through = 0
-        # Seqs the hub had given up that the replay found and sent: their late copy is dropped when it comes up.
-        self.replayed_late: set[int] = set()
-        self._on_overflow = on_overflow
-
-    @property
-    def subscription(self) -> Subscription:
-        return self._subscription
-
-    @subscription.setter
-    def subscription(self, subscription: Subscription) -> None:
-        self._subscription = subscription
-        # Decided once per subscription, not once per event: most sockets (command, viewer) take everything.
-        self._sees_all = sees_everything(self.principal, subscription)
-
-    def wants(self, event: FeedEvent) -> bool:
-        return can_see(self.principal, event) and self._subscription.matches(event)
-
-    def offer(self, event: FeedEvent, *, late: bool = False) -> bool:
-        """Queue the event if the socket wants it; False if the queue was full (the socket is being closed)."""
-        if not late and event.seq <= self.skip_through:
-            return True
-        if not (self._sees_all or self.wants(event)):
-            return True
-        try:
-            self.queue.put_nowait((event, late))
-        except asyncio.QueueFull:
-            self._on_overflow()
-            return False
-        return True
 
 
 CloseCallback = Callable[[int, str], None]
@@ -305,13 +263,22 @@ class LiveHub:
             self._writers = None
             log.info("live_listener_connected", watermark=self.max_seen)
             self._wake.set()  # catch up at once with whatever was committed while disconnected
+            spacing = self.settings.live_cycle_spacing_ms / 1000
+            last_cycle, more = -spacing, False
             while True:
                 assert self._wm is not None
                 interval = GAP_CHECK_INTERVAL_S if self._wm.pending else self.settings.live_poll_interval_s
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), interval)
+                # Under a stream of commits, cycles start at most every `spacing`: what commits in between goes out
+                # in one read and one hand-out (one frame per batch socket). After a quiet spell, at once; and a
+                # backlog read in chunks (a burst, a catch-up) goes on without pauses.
+                if not more and (pause := last_cycle + spacing - self._loop.time()) > 0:
+                    await asyncio.sleep(pause)
                 self._wake.clear()
-                if await self._cycle(conn):
+                last_cycle = self._loop.time()
+                more = await self._cycle(conn)
+                if more:
                     self._wake.set()
                 # Let the sockets drain what this cycle queued before the next chunk.
                 await asyncio.sleep(0)
@@ -379,19 +346,25 @@ class LiveHub:
 
     async def _publish(self, events: list[FeedEvent], *, late: bool) -> None:
         """Hand events to every subscriber, in chunks of half a queue with a pause between: a gap that held many
-        events back releases them at once, and a healthy socket must get to drain one chunk before the next."""
+        events back releases them at once, and a healthy socket must get to drain one chunk before the next.
+        Each chunk is filtered once per filter in use, and sockets with the same filter share the result."""
         for start in range(0, len(events), self._chunk):
             if start:
                 await asyncio.sleep(0)
-            # Nothing awaits inside a chunk, so only a full queue changes who is subscribed.
-            subscribers = list(self._subscribers)
-            for event in events[start : start + self._chunk]:
+            chunk = events[start : start + self._chunk]
+            for event in chunk:
                 if (event.subject_type, event.subject_id) == event_service.RETENTION_SUBJECT:
                     self.pruned_through = max(self.pruned_through, int(event.data.get("through_seq", 0)))
-                overflowed = [s for s in subscribers if not s.offer(event, late=late)]
-                if overflowed:
-                    self._subscribers.difference_update(overflowed)
-                    subscribers = list(self._subscribers)
+            shares: dict[Hashable, Share] = {}
+            overflowed: list[Subscriber] = []
+            # Nothing awaits in here: the set does not change while it is walked.
+            for subscriber in self._subscribers:
+                share = shares.get(subscriber.filter_key)
+                if share is None:
+                    share = shares[subscriber.filter_key] = subscriber.share_of(chunk, late=late)
+                if not subscriber.offer(share):
+                    overflowed.append(subscriber)
+            self._subscribers.difference_update(overflowed)
 
     # -- retention ---------------------------------------------------------------------------------------
 

@@ -61,6 +61,19 @@ class BadQuery(Exception):
     pass
 
 
+_FLAGS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def parse_batch(websocket: WebSocket) -> bool:
+    """`batch=true`: events arrive as `batch` messages, every event that became deliverable at once in one frame."""
+    raw = websocket.query_params.get("batch")
+    if raw is None:
+        return False
+    if raw.lower() not in _FLAGS:
+        raise BadQuery("batch must be true or false")
+    return _FLAGS[raw.lower()]
+
+
 def parse_query(websocket: WebSocket, principal: Principal) -> tuple[int | None, Subscription]:
     """`since`, and the initial filter (`topics`, `townships`: comma-separated, as in a subscribe message)."""
     raw_since = websocket.query_params.get("since")
@@ -108,6 +121,7 @@ async def live(websocket: WebSocket) -> None:
         return
     try:
         since, subscription = parse_query(websocket, principal)
+        batch = parse_batch(websocket)
     except BadQuery as exc:
         await refuse(CloseCode.BAD_REQUEST, "bad_request", str(exc))
         return
@@ -126,5 +140,8 @@ async def live(websocket: WebSocket) -> None:
         township=principal.township,
         team=principal.team_id,
         since=since,
+        batch=batch,
     )
-    await LiveSocket(websocket, hub, principal, subscription, since=since, expires_at=token_expiry(token)).run()
+    await LiveSocket(
+        websocket, hub, principal, subscription, since=since, expires_at=token_expiry(token), batch=batch
+    ).run()

@@ -54,6 +54,7 @@ class FeedEvent:
     exercise: bool
     data: dict[str, Any]
     text: str
+    size: int  # bytes of `text` in UTF-8: what a batch frame is measured in
 
     @classmethod
     def build(
@@ -80,6 +81,7 @@ class FeedEvent:
             "actor": actor,
             "data": data,
         }
+        encoded = orjson.dumps(message)
         return cls(
             seq=seq,
             topic=topic,
@@ -90,12 +92,26 @@ class FeedEvent:
             actor=actor,
             exercise=exercise,
             data=data,
-            text=orjson.dumps(message).decode(),
+            text=encoded.decode(),
+            size=len(encoded),
         )
 
     def late_text(self) -> str:
         """The message for an event that committed after the feed had given its seq up (see watermark.py)."""
         return self.text[:-1] + ',"late":true}'
+
+
+# A batch frame (for clients that connect with `?batch=true`) stays under this many bytes unless one event alone is
+# larger: common websocket clients refuse messages over 1 MiB by default.
+BATCH_MAX_BYTES = 256 * 1024
+_BATCH_HEAD = '{"type":"batch","events":['
+_BATCH_TAIL = "]}"
+BATCH_OVERHEAD_BYTES = len(_BATCH_HEAD) + len(_BATCH_TAIL)
+
+
+def batch_message(texts: list[str]) -> str:
+    """`{"type": "batch", "events": [...]}` around event messages serialized already: joined, never re-encoded."""
+    return _BATCH_HEAD + ",".join(texts) + _BATCH_TAIL
 
 
 PING = orjson.dumps({"type": "ping"}).decode()

@@ -46,6 +46,18 @@ def can_see(principal: Principal, event: ScopedEvent) -> bool:
     return False
 
 
+def scope_key(principal: Principal) -> tuple[str, str | int | None]:
+    """What `can_see` depends on: principals with the same key see the same events, so the fan-out filters a
+    cycle's events once per key (and filter), not once per socket."""
+    if principal.role in (Role.COMMAND, Role.VIEWER):
+        return ("all", None)
+    if principal.role is Role.TOWNSHIP:
+        return ("township", principal.township)
+    if principal.role is Role.RESPONDER:
+        return ("team", principal.team_id)
+    return ("none", None)
+
+
 class ScopeViolation(Exception):
     """A subscription asks for more than the token may see."""
 

@@ -179,7 +179,18 @@ class Feed:
 
     @property
     def events(self) -> list[dict[str, Any]]:
-        return [m for m in self.messages if m["type"] == "event"]
+        """Every event received, in order, whether one per message or inside `batch` messages (`?batch=true`)."""
+        found: list[dict[str, Any]] = []
+        for m in self.messages:
+            if m["type"] == "event":
+                found.append(m)
+            elif m["type"] == "batch":
+                found += m["events"]
+        return found
+
+    @property
+    def batches(self) -> list[list[dict[str, Any]]]:
+        return [m["events"] for m in self.messages if m["type"] == "batch"]
 
     @property
     def seqs(self) -> list[int]:

@@ -4,7 +4,7 @@ from typing import Any
 
 import yaml
 
-from app.live.schemas import CloseCode, Subscribe
+from app.live.schemas import BATCH_MAX_BYTES, CloseCode, Subscribe
 from tests.conftest import ROOT
 
 
@@ -18,7 +18,7 @@ def test_the_document_is_asyncapi_3_with_every_message() -> None:
     assert doc["asyncapi"].startswith("3.")
     channel = doc["channels"]["live"]
     assert channel["address"] == "/live" and doc["servers"]["api"]["pathname"] == "/api/v1"
-    assert set(channel["messages"]) == {"event", "ping", "reset", "subscribed", "subscribe", "pong"}
+    assert set(channel["messages"]) == {"event", "batch", "ping", "reset", "subscribed", "subscribe", "pong"}
     for name, ref in channel["messages"].items():
         assert ref["$ref"] == f"#/components/messages/{name}"
 
@@ -35,3 +35,9 @@ def test_the_subscribe_schema_matches_the_model() -> None:
     assert set(schema["properties"]) == set(model)
     assert schema["properties"]["topics"]["items"]["pattern"] == model["topics"]["items"]["pattern"]
     assert schema["properties"]["topics"]["maxItems"] == model["topics"]["maxItems"]
+
+
+def test_the_batch_frame_limit_is_the_documented_one() -> None:
+    doc = load()
+    assert f"{BATCH_MAX_BYTES // 1024} KiB" in doc["components"]["messages"]["batch"]["description"]
+    assert doc["channels"]["live"]["bindings"]["ws"]["query"]["properties"]["batch"]["type"] == "boolean"
