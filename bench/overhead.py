@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 
-import asyncpg
-
-from bench.capture import capture_recommendation_sql, replay
+from bench.capture import capture_recommendation_sql, replay, replay_connection
 from bench.context import Bench
 from bench.core import Summary, cores_text, cores_used, cpu_sample
 from bench.infra import backend_pids, http_client, running_server
@@ -29,7 +27,7 @@ async def run(bench: Bench) -> None:
                 f"GET {path}: forest fire at {FIRE_POINT} (township {incident['township']}), 200 people affected;"
                 f" the request runs {len(statements)} SQL statements, replayed raw in one transaction"
             )
-            conn = await asyncpg.connect(url)
+            conn = await replay_connection(url)
             try:
                 for _ in range(WARMUP):
                     await client.get(path)

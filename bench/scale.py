@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 
-from bench.capture import Statement, capture_recommendation_sql, explain, explain_generic, replay
+from bench.capture import Statement, capture_recommendation_sql, explain, explain_generic, replay, replay_connection
 from bench.context import Bench
 from bench.core import Summary
 from bench.infra import http_client, running_server
@@ -105,7 +105,7 @@ async def run(bench: Bench) -> None:
     name, url = await bench.databases.clone(SECTION)
     stages: list[Stage] = []
     try:
-        conn = await asyncpg.connect(url)
+        conn = await replay_connection(url)
         try:
             async with running_server(url) as server, http_client(server, connections=1) as client:
                 incident = await create_incident(client, FIRE_POINT, title="bench scale", people_affected=200)
