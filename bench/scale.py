@@ -19,7 +19,7 @@ SURGE_BUSY = 1_000
 WARMUP = 20
 # The GiST indexes a team KNN may walk by base: the plain one, or (migration 0005) the partial one of the
 # teams not flagged live. With every team live, the live teams' partial index on position.
-BASE_INDEXES = ("idx_team_base", "ix_team_base_not_live")
+BASE_INDEXES = ("idx_team_base", "ix_team_base_not_live", "ix_team_base_available")
 LIVE_INDEX = "ix_team_position_live"
 
 

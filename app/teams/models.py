@@ -67,6 +67,13 @@ class Team(TimestampMixin, Base):
         ),
         Index("ix_team_base_not_live", "base", postgresql_using="gist", postgresql_where=text("NOT position_live")),
         Index("ix_team_position_live", "position", postgresql_using="gist", postgresql_where=text("position_live")),
+        # What a recommendation walks: available teams at their bases only (a surge of busy teams is not in it).
+        Index(
+            "ix_team_base_available",
+            "base",
+            postgresql_using="gist",
+            postgresql_where=text("NOT position_live AND status = 'available'"),
+        ),
         # Finds the few teams whose flag disagrees with the clock (a fix gone stale since the last sweep).
         Index("ix_team_position_live_at", "position_live", "position_at"),
     )

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import and_, case, func, or_, select, text, update
+from sqlalchemy import TextClause, and_, case, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -235,8 +235,9 @@ class TeamShortlist:
 # The index orders by `<->` (sphere); the caller ranks by the exact geodesic distance.
 # Each branch selects its rows whole (no join back to team by id: a generic plan would merge-join the
 # whole table for that).
-TEAM_SHORTLISTS = text(
-    """
+# The status filter is in the text, not a parameter, so that the planner can match the partial indexes of
+# available teams (ix_team_base_available): a surge of busy teams near the fire is then never walked past.
+_TEAM_SHORTLISTS_SQL = """
     WITH here AS (
         SELECT CAST(ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326) AS geography)
                    AS point,
@@ -260,7 +261,7 @@ TEAM_SHORTLISTS = text(
          FROM team AS t
          WHERE NOT t.position_live
            AND (t.position_at IS NULL OR t.position_at <= here.fresh_after OR t.position IS NULL)
-           AND (NOT :only_available OR t.status = 'available')
+           /*status*/
            AND (cardinality(need.caps) = 0 OR t.capabilities && need.caps)
          ORDER BY t.base <-> here.point
          LIMIT need.k)
@@ -269,14 +270,14 @@ TEAM_SHORTLISTS = text(
                 t.position_at, t.base, false, t.base <-> here.point
          FROM team AS t
          WHERE t.position_live AND t.position_at <= here.fresh_after
-           AND (NOT :only_available OR t.status = 'available')
+           /*status*/
            AND (cardinality(need.caps) = 0 OR t.capabilities && need.caps))
         UNION ALL
         (SELECT t.id, t.code, t.name, t.kind, t.capabilities, t.headcount, t.township_code, t.status,
                 t.position_at, t.position, true, t.position <-> here.point
          FROM team AS t
          WHERE t.position_live AND t.position_at > here.fresh_after
-           AND (NOT :only_available OR t.status = 'available')
+           /*status*/
            AND (cardinality(need.caps) = 0 OR t.capabilities && need.caps)
          ORDER BY t.position <-> here.point
          LIMIT need.k)
@@ -285,13 +286,24 @@ TEAM_SHORTLISTS = text(
                 t.position_at, t.position, true, t.position <-> here.point
          FROM team AS t
          WHERE NOT t.position_live AND t.position_at > here.fresh_after AND t.position IS NOT NULL
-           AND (NOT :only_available OR t.status = 'available')
+           /*status*/
            AND (cardinality(need.caps) = 0 OR t.capabilities && need.caps))
     ) AS c
     ORDER BY need.ord, c.index_distance_m, c.id
     """
-)
-TEAM_SHORTLISTS_ON_DRIVER = DriverStatement.of(TEAM_SHORTLISTS)  # the recommendation's hot path
+
+
+def _team_shortlists(status_filter: str) -> TextClause:
+    return text(_TEAM_SHORTLISTS_SQL.replace("/*status*/", status_filter))
+
+
+TEAM_SHORTLISTS = _team_shortlists("AND t.status = 'available'")  # what a recommendation may propose
+TEAM_SHORTLISTS_ANY_STATUS = _team_shortlists("")
+# The recommendation's hot path runs on the driver; keyed by only_available.
+SHORTLISTS_ON_DRIVER = {
+    True: DriverStatement.of(TEAM_SHORTLISTS),
+    False: DriverStatement.of(TEAM_SHORTLISTS_ANY_STATUS),
+}
 
 
 async def team_shortlists(
@@ -305,12 +317,11 @@ async def team_shortlists(
 ) -> list[TeamShortlist]:
     """For each need (capabilities, or none for any; k), the k teams nearest the point by base and
     the k nearest by fresh live position, in one round trip. No row locks: booking is by key."""
-    rows = await TEAM_SHORTLISTS_ON_DRIVER.fetch(
+    rows = await SHORTLISTS_ON_DRIVER[only_available].fetch(
         session,
         lon=lon,
         lat=lat,
         fresh_s=fresh_s,
-        only_available=only_available,
         capabilities=[",".join(capabilities) for capabilities, _ in needs],
         k=[k for _, k in needs],
     )

@@ -1,6 +1,7 @@
 """The nearest-team search by believed position (fresh live fix, else base) stays exact and index-driven
 whether no team, some or all are live: the position_live flag (trigger + sweep) only steers the indexes."""
 
+import re
 from typing import Any
 
 import pytest
@@ -8,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.teams import service as team_service
+from app.teams.models import TeamStatus
 
 FRESH_S = 1800
 FIRE = (117.46, 40.19)
@@ -131,7 +133,6 @@ async def test_with_thousands_of_live_teams_the_search_is_exact_and_uses_the_ind
         "lon": FIRE[0],
         "lat": FIRE[1],
         "fresh_s": FRESH_S,
-        "only_available": True,
         "capabilities": ["forest_fire"],
         "k": [k],
     }
@@ -151,3 +152,48 @@ async def test_with_thousands_of_live_teams_the_search_is_exact_and_uses_the_ind
     for candidate, (_, distance) in zip(found, truth, strict=True):
         assert candidate.distance_m == pytest.approx(distance, abs=0.01)
     assert {c.position_source for c in found} == {"live", "base"}  # both kinds among the nearest
+
+
+async def test_in_a_surge_the_busy_teams_near_the_fire_are_never_walked(session: AsyncSession) -> None:
+    """Thousands of teams at their bases, the 1,000 nearest the fire busy: the search still reads only the
+    available ones (their own partial index), and finds exactly the nearest of them."""
+    await session.execute(text("SELECT setseed(0.3)"))
+    await session.execute(
+        text(
+            """
+            INSERT INTO team (code, name, kind, capabilities, headcount, township_code, base)
+            SELECT 'SRG-' || g, 'surge ' || g, 'forest_fire', ARRAY['forest_fire'], 10, NULL,
+                   ST_SetSRID(ST_MakePoint(117.2 + random() * 0.55, 39.75 + random() * 0.5), 4326)::geography
+            FROM generate_series(1, 5000) AS g
+            """
+        )
+    )
+    await session.execute(
+        text(
+            """
+            UPDATE team SET status = 'on_scene' WHERE id IN (
+                SELECT id FROM team ORDER BY base <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography
+                LIMIT 1000)
+            """
+        ),
+        {"lon": FIRE[0], "lat": FIRE[1]},
+    )
+    await session.execute(text("ANALYZE team"))
+    params = {"lon": FIRE[0], "lat": FIRE[1], "fresh_s": FRESH_S, "capabilities": ["forest_fire"], "k": [20]}
+    plan = "\n".join(
+        (await session.execute(text("EXPLAIN ANALYZE " + team_service.TEAM_SHORTLISTS.text), params)).scalars().all()
+    )
+    assert "Index Scan using ix_team_base_available on team" in plan, plan
+    # What the walk threw away: other capabilities only, never the 1,000 busy teams in front of it.
+    walk = plan.split("Index Scan using ix_team_base_available on team")[1].split("->")[0]
+    removed = re.search(r"Rows Removed by Filter: (\d+)", walk)
+    assert removed is None or int(removed.group(1)) < 100, plan
+
+    found = await team_service.nearest_teams(
+        session=session, lon=FIRE[0], lat=FIRE[1], capabilities=["forest_fire"], k=40, fresh_s=FRESH_S
+    )
+    truth = (await session.execute(BRUTE_FORCE, {"lon": FIRE[0], "lat": FIRE[1], "k": 40})).all()
+    # The shortlist is cut by the index's sphere distance and ranked by the spheroid's: only its last few
+    # places may differ where two teams are a few metres apart (a recommendation shortlists 4x its need).
+    assert [c.id for c in found][:30] == [team_id for team_id, _ in truth][:30]
+    assert {c.status for c in found} == {TeamStatus.AVAILABLE}
