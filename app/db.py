@@ -18,7 +18,7 @@ import structlog
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, TextClause, event, func
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -169,16 +169,51 @@ class DriverStatement:
         return cls(sql=str(compiled), names=tuple(compiled.positiontup or ()))
 
     async def fetch(self, session: AsyncSession, **params: Any) -> list[asyncpg.Record]:
-        driver = await driver_connection(session)
-        rows: list[asyncpg.Record] = await driver.fetch(self.sql, *(params[name] for name in self.names))
+        async with on_driver(session) as driver:
+            rows: list[asyncpg.Record] = await driver.fetch(self.sql, *(params[name] for name in self.names))
         return rows
 
 
-async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under the session, its transaction begun (SQLAlchemy's BEGIN, its COMMIT)."""
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
+# SQLSTATEs of a server that is going away: admin shutdown, crash shutdown, cannot connect now.
+_SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
+
+
+@contextlib.asynccontextmanager
+async def on_driver(session: AsyncSession) -> AsyncIterator[asyncpg.Connection]:
+    """The asyncpg connection under the session, inside the session's transaction (its COMMIT, its ROLLBACK).
+
+    SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it executes itself: a statement
+    sent straight to the driver before that would run in autocommit, its writes kept even when the request then
+    fails, its SET LOCAL a no-op. So the adapter's own transaction is started here first. (That call is private
+    to SQLAlchemy; tests/reliability/test_driver_statements.py fails if it ever stops doing this.)
+
+    And what SQLAlchemy's execution layer does for its own statements is done here for ours: a driver error
+    leaves as a `DBAPIError` (the family app/errors.py maps to 503s), and a connection the error broke is
+    invalidated, so the pool drops it instead of lending it to the next request.
+    """
     connection = await session.connection()
-    driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
-    return driver
+    # SQLAlchemy's AsyncAdapt_asyncpg_connection (typed as the DB-API protocol, which has none of this).
+    adapted: Any = (await connection.get_raw_connection()).dbapi_connection
+    driver: asyncpg.Connection = adapted.driver_connection
+    try:
+        if adapted._transaction is None:
+            await adapted._start_transaction()
+        yield driver
+    except Exception as exc:
+        # The adapter raises its own DB-API error, the asyncpg one as its cause; the driver raises asyncpg's.
+        cause = exc.__cause__ if isinstance(exc, adapted.dbapi.Error) else exc
+        if not isinstance(cause, _DRIVER_ERRORS):
+            raise
+        lost = (
+            driver.is_closed()
+            # The protocol's state is broken (seen when the server's FATAL arrived between two statements).
+            or isinstance(cause, OSError | asyncpg.PostgresConnectionError | asyncpg.InternalClientError)
+            or getattr(cause, "sqlstate", None) in _SERVER_GOING_AWAY
+        )
+        if lost:
+            await connection.invalidate(cause)
+        raise DBAPIError(None, None, cause, connection_invalidated=lost) from exc
 
 
 async def plan_generically(session: AsyncSession) -> None:
@@ -189,4 +224,5 @@ async def plan_generically(session: AsyncSession) -> None:
     generic plans walk the same GiST indexes (bench section 3 prints them at 100,000 teams), so the cost of the
     `SET LOCAL` round trip buys back most of the database's time per request.
     """
-    await (await driver_connection(session)).execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    async with on_driver(session) as driver:
+        await driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")

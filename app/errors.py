@@ -160,7 +160,7 @@ def is_database_unavailable(exc: BaseException) -> bool:
         if exc.connection_invalidated:
             return True
         name = type(exc.orig).__name__ if exc.orig is not None else ""
-        sqlstate = getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None) or ""
+        sqlstate = _sqlstate(exc)
         # 57P01 admin shutdown, 57014 statement timeout, 08xxx connection exceptions.
         return (
             sqlstate.startswith("08")
@@ -175,8 +175,17 @@ def is_transaction_conflict(exc: BaseException) -> bool:
     transaction back, so the same request can simply be sent again."""
     if not isinstance(exc, DBAPIError):
         return False
-    sqlstate = getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None) or ""
-    return sqlstate in ("40P01", "40001")
+    return _sqlstate(exc) in ("40P01", "40001")
+
+
+def _sqlstate(exc: DBAPIError) -> str:
+    """The SQLSTATE under a wrapped driver error: SQLAlchemy's adapted asyncpg error carries the asyncpg one as
+    its cause; app.db.on_driver wraps the asyncpg error itself."""
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        sqlstate = getattr(candidate, "sqlstate", None)
+        if isinstance(sqlstate, str):
+            return sqlstate
+    return ""
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:

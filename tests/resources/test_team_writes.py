@@ -9,7 +9,7 @@ from asyncpg.connection import LoggedQuery
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.db import driver_connection
+from app.db import on_driver
 from app.geo.coords import wgs84_to_gcj02
 from tests.resources.factories import (
     BEIJING_POINT,
@@ -418,7 +418,8 @@ async def test_a_batch_is_one_update_and_one_insert_whatever_its_size(
         statements.append(" ".join(query.query.split()))
 
     # What runs through SQLAlchemy, and what the service runs on the session's asyncpg connection directly.
-    driver = await driver_connection(session)
+    async with on_driver(session) as driver:
+        pass  # the session's own connection, which stays the same for the test's whole transaction
     event.listen(engine.sync_engine, "before_cursor_execute", capture)
     driver.add_query_logger(capture_on_driver)
     try:
