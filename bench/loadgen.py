@@ -1,7 +1,8 @@
 """A closed-loop HTTP load generator that runs in client processes of its own.
 
-Each process runs `concurrency` clients on one httpx.AsyncClient (a pool of that many connections) and
-loops until the window ends; only requests that complete inside the measuring window count, and the
+Each process runs `concurrency` clients, each on a keep-alive connection of its own (bench/http1.py: a lean
+client, so the load generator takes little of the CPU it shares with the service), and loops until the window
+ends; only requests that complete inside the measuring window count, and the
 process reports its own CPU over that window, so a reader sees whether the client was the bottleneck.
 """
 
@@ -16,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import httpx
+import orjson
 
+from bench.http1 import Http1Client, ProtocolError
 from bench.workload import DISTRICT_POINTS, jitter
 
 
@@ -77,7 +79,6 @@ def positions_body(team_ids: list[int], rng: random.Random) -> dict[str, Any]:
 async def _load(spec: LoadSpec) -> LoadResult:
     result = LoadResult()
     rng = random.Random(spec.seed)
-    limits = httpx.Limits(max_connections=spec.concurrency, max_keepalive_connections=spec.concurrency)
     headers = {"Authorization": f"Bearer {spec.token}"}
     cpu_at_start: list[float] = []
 
@@ -85,41 +86,43 @@ async def _load(spec: LoadSpec) -> LoadResult:
         await asyncio.sleep(max(0.0, spec.measure_from - time.time()))
         cpu_at_start.append(time.process_time())
 
-    async def client_loop(client: httpx.AsyncClient) -> None:
-        while (now := time.time()) < spec.measure_until:
-            if spec.kind == "get":
-                request = client.build_request("GET", spec.path)
-                count = 1
-            else:
-                ids = rng.sample(spec.team_ids, min(spec.batch, len(spec.team_ids)))
-                request = client.build_request("POST", spec.path, json=positions_body(ids, rng))
-                count = len(ids)
-            began = time.perf_counter()
-            try:
-                response = await client.send(request)
-                await response.aread()
-            except httpx.HTTPError as exc:
-                if now >= spec.measure_from:
-                    result.transport_errors += 1
-                    result.first_error = result.first_error or f"{type(exc).__name__}: {exc}"
-                continue
-            elapsed = time.perf_counter() - began
-            done = time.time()
-            if spec.measure_from <= done < spec.measure_until:
-                result.statuses[response.status_code] = result.statuses.get(response.status_code, 0) + 1
-                if response.status_code < 300:
-                    result.latencies.append(elapsed)
-                    result.items += count
-                    if spec.kind == "positions":
-                        result.applied += int(response.json().get("applied", count))
-                elif not result.first_error:
-                    result.first_error = f"HTTP {response.status_code}: {response.text[:300]}"
+    async def client_loop() -> None:
+        # One keep-alive connection per client, as a dispatcher's console or a gateway would hold.
+        client = Http1Client(spec.base_url, headers)
+        get_request = client.get(spec.path)
+        try:
+            while (now := time.time()) < spec.measure_until:
+                if spec.kind == "get":
+                    request, count = get_request, 1
+                else:
+                    ids = rng.sample(spec.team_ids, min(spec.batch, len(spec.team_ids)))
+                    request, count = client.post_json(spec.path, positions_body(ids, rng)), len(ids)
+                began = time.perf_counter()
+                try:
+                    status, body = await client.send(request)
+                except (ProtocolError, OSError, TimeoutError) as exc:
+                    if now >= spec.measure_from:
+                        result.transport_errors += 1
+                        result.first_error = result.first_error or f"{type(exc).__name__}: {exc}"
+                    continue
+                elapsed = time.perf_counter() - began
+                done = time.time()
+                if spec.measure_from <= done < spec.measure_until:
+                    result.statuses[status] = result.statuses.get(status, 0) + 1
+                    if status < 300:
+                        result.latencies.append(elapsed)
+                        result.items += count
+                        if spec.kind == "positions":
+                            result.applied += int(orjson.loads(body).get("applied", count))
+                    elif not result.first_error:
+                        result.first_error = f"HTTP {status}: {body[:300].decode(errors='replace')}"
+        finally:
+            client.close()
 
     await asyncio.sleep(max(0.0, spec.start_at - time.time()))
-    async with httpx.AsyncClient(base_url=spec.base_url, headers=headers, limits=limits, timeout=30) as client:
-        marker = asyncio.create_task(mark_window())
-        await asyncio.gather(*(client_loop(client) for _ in range(spec.concurrency)))
-        await marker
+    marker = asyncio.create_task(mark_window())
+    await asyncio.gather(*(client_loop() for _ in range(spec.concurrency)))
+    await marker
     result.cpu_s = time.process_time() - cpu_at_start[0]
     return result
 

@@ -6,13 +6,14 @@ import time
 from dataclasses import dataclass
 
 import asyncpg
-import httpx
+import orjson
 
 from bench.capture import Statement, capture_recommendation_sql, explain, explain_generic, replay, replay_connection
 from bench.context import Bench
 from bench.core import Summary
-from bench.infra import http_client, running_server
-from bench.workload import FIRE_POINT, UnexpectedResponse, create_incident, timed, top_up
+from bench.http1 import Http1Client
+from bench.infra import auth_headers, http_client, running_server
+from bench.workload import FIRE_POINT, create_incident, timed_get, top_up
 
 SECTION = "scale"
 SURGE_BUSY = 1_000
@@ -52,29 +53,27 @@ class Stage:
 
 
 async def _stage(
-    bench: Bench, label: str, url: str, client: httpx.AsyncClient, conn: asyncpg.Connection, incident_id: int
+    bench: Bench, label: str, url: str, client: Http1Client, conn: asyncpg.Connection, incident_id: int
 ) -> Stage:
     path = f"/api/v1/incidents/{incident_id}/recommendation"
+    request = client.get(path)
     # Captured anew at each stage: the statements' parameters (excluded ids, depot ids) follow the data.
     statements = await capture_recommendation_sql(url, incident_id)
     knn: Statement = next(s for s in statements if s.is_team_knn)
     for _ in range(WARMUP):
-        await client.get(path)
+        await timed_get(client, request, path)
         await replay(conn, statements)
     http: list[float] = []
     raw: list[float] = []
-    body = None
+    body: bytes | None = None
     deadline = time.monotonic() + bench.sizes.scale_stage_max_s
     for _ in range(bench.sizes.scale_samples):
         if time.monotonic() > deadline:
             break
-        response, seconds = await timed(client, "GET", path)
-        if response.status_code != 200:
-            raise UnexpectedResponse(path, response)
+        body, seconds = await timed_get(client, request, path)
         http.append(seconds)
         raw.append(await replay(conn, statements))
-        body = response
-    teams_found = len(body.json()["teams"]) if body is not None else 0
+    teams_found = len(orjson.loads(body)["teams"]) if body is not None else 0
     return Stage(
         label,
         Summary.of(http),
@@ -109,11 +108,12 @@ async def run(bench: Bench) -> None:
         try:
             async with running_server(url) as server, http_client(server, connections=1) as client:
                 incident = await create_incident(client, FIRE_POINT, title="bench scale", people_affected=200)
+                lean = Http1Client(server.url, auth_headers())  # the measured requests (bench/http1.py)
                 for total in (small, large):
                     added = await top_up(conn, "team", total)
                     await top_up(conn, "shelter", total)
                     r.note(f"{total:,} teams and shelters ({added:,} synthetic teams added, random in the bbox)")
-                    stages.append(await _stage(bench, f"{total:,} teams", url, client, conn, incident["id"]))
+                    stages.append(await _stage(bench, f"{total:,} teams", url, lean, conn, incident["id"]))
                 # The surge: the 1,000 teams nearest the fire are all busy; the index must walk past them.
                 await conn.execute(
                     """UPDATE team SET status = 'on_scene' WHERE id IN (
@@ -125,7 +125,7 @@ async def run(bench: Bench) -> None:
                 )
                 await conn.execute("ANALYZE team")
                 r.note(f"surge: the {SURGE_BUSY:,} teams nearest the fire set on_scene")
-                stages.append(await _stage(bench, f"{large:,} teams, surge", url, client, conn, incident["id"]))
+                stages.append(await _stage(bench, f"{large:,} teams, surge", url, lean, conn, incident["id"]))
                 # Beyond the brief: every team reporting a fresh live position (responders' phones all on).
                 # The base-position branch of the KNN must then skip every team, which the plan shows.
                 await conn.execute(
@@ -133,7 +133,8 @@ async def run(bench: Bench) -> None:
                 )
                 await conn.execute("ANALYZE team")
                 r.note("all live: every team given a fresh live position 150 m from its base")
-                stages.append(await _stage(bench, f"{large:,} teams, all live", url, client, conn, incident["id"]))
+                stages.append(await _stage(bench, f"{large:,} teams, all live", url, lean, conn, incident["id"]))
+                lean.close()
         finally:
             await conn.close()
     finally:

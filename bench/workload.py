@@ -10,6 +10,8 @@ from typing import Any
 import asyncpg
 import httpx
 
+from bench.http1 import Http1Client
+
 # The district's bounding box (WGS-84) where synthetic teams, shelters and incidents go.
 BBOX = (117.2, 39.75, 117.75, 40.25)
 
@@ -97,10 +99,14 @@ class Tally:
         return sum(self.statuses.values()) - self.ok + self.transport_errors
 
 
-async def timed(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> tuple[httpx.Response, float]:
+async def timed_get(client: Http1Client, request: bytes, path: str) -> tuple[bytes, float]:
+    """One measured GET on the lean client (bench/http1.py): its body and seconds; a non-200 raises."""
     start = time.perf_counter()
-    response = await client.request(method, url, **kwargs)
-    return response, time.perf_counter() - start
+    status, body = await client.send(request)
+    seconds = time.perf_counter() - start
+    if status != 200:
+        raise UnexpectedResponse(path, httpx.Response(status, content=body))
+    return body, seconds
 
 
 # ---- synthetic resources, bulk-inserted in SQL (setup, not what is measured) ------------------------
