@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
@@ -76,7 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.federation_limiter = RateLimiter(rate=settings.federation_rate_per_s, burst=settings.federation_burst)
     install_error_handlers(app)
 
-    api = APIRouter(prefix="/api/v1")
+    # Each domain's router straight under the app: FastAPI matches a request through every level of included
+    # routers, and one level less was ~4% of a recommendation's CPU.
     for router in (
         auth_router,
         townships_router,
@@ -87,11 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         depots_router,
         helipads_router,
         positions_router,
+        federation_api.router,  # federation, district side
+        live_router,  # websocket /api/v1/live
     ):
-        api.include_router(router)
-    api.include_router(federation_api.router)  # federation, district side
-    api.include_router(live_router)  # websocket /api/v1/live
-    app.include_router(api)
+        app.include_router(router, prefix="/api/v1")
     federation_router.install(app)  # federation, partner side: /federation/v1 (signed)
 
     @app.get("/healthz", tags=["ops"])
