@@ -50,14 +50,39 @@ class TimestampMixin:
 PING_IF_IDLE_S = 1.0
 
 
+# Connections of the hot read pool (create_engine(hot_reads=True)): every statement run on them plans generically,
+# and none may write.
+HOT_READ_SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan", "default_transaction_read_only": "on"}
+
+
 def create_engine(
-    settings: Settings, *, connection_class: type[asyncpg.Connection] = asyncpg.Connection
+    settings: Settings, *, connection_class: type[asyncpg.Connection] = asyncpg.Connection, hot_reads: bool = False
 ) -> AsyncEngine:
-    """The engine every process uses; `connection_class` lets the bench record statements (bench/capture.py)."""
+    """The engine every process uses; `connection_class` lets the bench record statements (bench/capture.py).
+
+    `hot_reads=True` makes the second pool, for the read paths asked for all the time (the recommendation: at
+    every incident, and every few seconds while one is open). Its connections are autocommit and read-only, so a
+    request on it sends no BEGIN and no COMMIT (two of its six round trips; a loopback round trip costs ~0.1 ms of
+    CPU on each side here), and they plan every statement generically: for the recommendation's big LATERAL KNN
+    statements PostgreSQL otherwise keeps choosing a custom plan per call, ~0.9 ms of planning for ~0.5 ms of
+    execution, while the generic plans walk the same GiST indexes (bench section 3 prints them at 100,000 teams).
+    Only statements whose generic plan is known to be right belong on it. Each statement sees its own snapshot,
+    which an advice like the recommendation can take (booking re-checks every team atomically).
+    """
+    server_settings = {
+        "statement_timeout": str(settings.db_statement_timeout_ms),
+        "idle_in_transaction_session_timeout": str(settings.db_statement_timeout_ms * 3),
+        "application_name": "jizhou-api-reads" if hot_reads else "jizhou-api",
+        # Short queries only: a plan whose estimate crosses jit_above_cost (a prepared statement's
+        # generic plan, say) would spend ~100 ms compiling to save microseconds (bench, section 3).
+        "jit": "off",
+    }
+    if hot_reads:
+        server_settings |= HOT_READ_SERVER_SETTINGS
     engine = create_async_engine(
         settings.sqlalchemy_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+        pool_size=settings.db_read_pool_size if hot_reads else settings.db_pool_size,
+        max_overflow=settings.db_read_max_overflow if hot_reads else settings.db_max_overflow,
         # json/jsonb columns (the recommendation's composites) decoded by orjson, not the standard library.
         json_deserializer=orjson.loads,
         # Waiting for a pooled connection is bounded too: past it the request gets a 503.
@@ -65,15 +90,9 @@ def create_engine(
         connect_args={
             "timeout": settings.db_connect_timeout_s,
             "connection_class": connection_class,
-            "server_settings": {
-                "statement_timeout": str(settings.db_statement_timeout_ms),
-                "idle_in_transaction_session_timeout": str(settings.db_statement_timeout_ms * 3),
-                "application_name": "jizhou-api",
-                # Short queries only: a plan whose estimate crosses jit_above_cost (a prepared statement's
-                # generic plan, say) would spend ~100 ms compiling to save microseconds (bench, section 3).
-                "jit": "off",
-            },
+            "server_settings": server_settings,
         },
+        **({"isolation_level": "AUTOCOMMIT"} if hot_reads else {}),
     )
     ping_idle_connections(engine)
     return engine
@@ -128,14 +147,8 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
             # The connection may be gone (that may be why we are here): a failed rollback changes nothing.
             with contextlib.suppress(Exception):
                 await session.rollback()
-            if isinstance(exc, Exception) and not isinstance(exc, AppError) and is_database_unavailable(exc):
-                # Answered here, as a handled error: an exception escaping the app would make the server
-                # drop the client's keep-alive connection too.
-                raise ServiceUnavailable(
-                    "the database is not reachable right now; retry shortly",
-                    code="database_unavailable",
-                    headers={"Retry-After": "2"},
-                ) from exc
+            if (unavailable := _unavailable(exc)) is not None:
+                raise unavailable from exc
             raise
     # Committed: what follows must never turn a done write into an error for the client.
     for hook in getattr(request.app.state, "after_commit_hooks", ()):
@@ -145,8 +158,33 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
             log.exception("after_commit_hook_failed", hook=getattr(hook, "__qualname__", repr(hook)))
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session on the hot read pool (create_engine(hot_reads=True)): nothing to commit, nothing to roll back."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.read_sessionmaker
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException as exc:
+            if (unavailable := _unavailable(exc)) is not None:
+                raise unavailable from exc
+            raise
+
+
+def _unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """The database's absence, as a handled 503 (an exception escaping the app would make the server drop the
+    client's keep-alive connection too)."""
+    if isinstance(exc, Exception) and not isinstance(exc, AppError) and is_database_unavailable(exc):
+        return ServiceUnavailable(
+            "the database is not reachable right now; retry shortly",
+            code="database_unavailable",
+            headers={"Retry-After": "2"},
+        )
+    return None
+
+
 # scope="function": the commit runs before the response is sent, so its failure becomes the response.
 SessionDep = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,15 +252,3 @@ async def on_driver(session: AsyncSession) -> AsyncIterator[asyncpg.Connection]:
         if lost:
             await connection.invalidate(cause)
         raise DBAPIError(None, None, cause, connection_invalidated=lost) from exc
-
-
-async def plan_generically(session: AsyncSession) -> None:
-    """Until this transaction ends, run prepared statements on their generic plan, planned once per connection.
-
-    For the recommendation's statements (big LATERAL unions over KNN index scans) PostgreSQL otherwise keeps
-    choosing a custom plan per call: ~0.9 ms of planning for ~0.5 ms of execution (bench section 1). Their
-    generic plans walk the same GiST indexes (bench section 3 prints them at 100,000 teams), so the cost of the
-    `SET LOCAL` round trip buys back most of the database's time per request.
-    """
-    async with on_driver(session) as driver:
-        await driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")

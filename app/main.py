@@ -43,6 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        read_engine = create_engine(settings, hot_reads=True)
+        app.state.read_sessionmaker = create_sessionmaker(read_engine)
         # Federation: the outbox worker delivers queued messages to partners (woken after each commit).
         worker = None
         if settings.federation_worker_enabled:
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if worker is not None:
                 await worker.stop()
+            await read_engine.dispose()
             await engine.dispose()
 
     app = FastAPI(

@@ -3,10 +3,11 @@
 The service functions the endpoint calls run once in-process, recording each (statement, parameters) as it
 goes to asyncpg: a `before_cursor_execute` listener on the engine for what SQLAlchemy runs (already in `$1`
 form), and a connection class that records the calls for the hot statements the service runs on the driver
-itself (app.db.DriverStatement, the `SET LOCAL`); transaction control (BEGIN/COMMIT) is left to the replay.
-The replay runs them in order on one asyncpg connection inside one transaction, as the request does, with
-asyncpg's own prepared-statement cache, so the difference to the HTTP figure is everything the service adds:
-HTTP, routing, auth, the ORM, serialization.
+itself (app.db.DriverStatement). The recommendation runs on the hot read pool (app.db.create_engine(hot_reads=True):
+autocommit, generic plans, read-only), and so does the capture. The replay runs the statements in order on one
+asyncpg connection with that pool's session settings, in autocommit as the request does, with asyncpg's own
+prepared-statement cache, so the difference to the HTTP figure is everything the service adds: HTTP, routing,
+auth, the ORM, serialization.
 """
 
 from __future__ import annotations
@@ -22,19 +23,19 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import create_engine, create_sessionmaker
+from app.db import HOT_READ_SERVER_SETTINGS, create_engine, create_sessionmaker
 from app.dispatch import service as dispatch_service
 from app.geo.coords import CoordSys
 from app.incidents import service as incident_service
 from bench.infra import JWT_SECRET
 
-# Sent by SQLAlchemy's asyncpg adapter around the request's statements; the replay adds its own.
+# Sent by SQLAlchemy's asyncpg adapter around a transaction's statements (none on the hot read pool: autocommit).
 TRANSACTION_CONTROL = {"", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
 
 
 class RecordingConnection(asyncpg.Connection):
-    """Calls `recorder` with every statement run on the driver directly (app.db.DriverStatement, the
-    `SET LOCAL`), at the moment it is called: in order with the SQLAlchemy listener's records."""
+    """Calls `recorder` with every statement run on the driver directly (app.db.DriverStatement), at the moment
+    it is called: in order with the SQLAlchemy listener's records."""
 
     recorder: ClassVar[Callable[[str, tuple[Any, ...]], None] | None] = None
 
@@ -79,7 +80,7 @@ async def _recommend_as_the_endpoint_does(session: AsyncSession, settings: Setti
 async def capture_recommendation_sql(database_url: str, incident_id: int) -> list[Statement]:
     """Run the recommendation once to warm up, then once more with the listener on; return its statements."""
     settings = Settings(database_url=database_url, jwt_secret=JWT_SECRET, environment="test")
-    engine = create_engine(settings, connection_class=RecordingConnection)
+    engine = create_engine(settings, connection_class=RecordingConnection, hot_reads=True)
     sessionmaker = create_sessionmaker(engine)
     captured: list[Statement] = []
 
@@ -110,19 +111,20 @@ async def capture_recommendation_sql(database_url: str, incident_id: int) -> lis
 
 
 async def replay_connection(database_url: str) -> asyncpg.Connection:
-    """A plain asyncpg connection with the service's session settings (app.db.create_engine: no JIT), so the
-    replay and its EXPLAINs plan as the service does; with JIT on, a generic plan at 100,000 teams spends
-    ~40 ms compiling."""
-    connection: asyncpg.Connection = await asyncpg.connect(database_url, server_settings={"jit": "off"})
+    """A plain asyncpg connection with the session settings of the service's hot read pool (no JIT, generic plans,
+    read-only), so the replay and its EXPLAINs plan as the service does; with JIT on, a generic plan at 100,000
+    teams spends ~40 ms compiling. (Read-only: a section's setup writes on a connection of its own.)"""
+    connection: asyncpg.Connection = await asyncpg.connect(
+        database_url, server_settings={"jit": "off", **HOT_READ_SERVER_SETTINGS}
+    )
     return connection
 
 
 async def replay(conn: asyncpg.Connection, statements: Sequence[Statement]) -> float:
-    """Seconds to run the statements in order, in one transaction (BEGIN ... COMMIT), fetching every row."""
+    """Seconds to run the statements in order, in autocommit as the service does, fetching every row."""
     start = time.perf_counter()
-    async with conn.transaction():
-        for s in statements:
-            await conn.fetch(s.sql, *s.parameters)
+    for s in statements:
+        await conn.fetch(s.sql, *s.parameters)
     return time.perf_counter() - start
 
 
@@ -149,8 +151,7 @@ def sql_literal(value: Any) -> str:
 
 
 async def explain_generic(conn: asyncpg.Connection, statement: Statement) -> list[str]:
-    """The *generic* plan of the same statement (made without the values): what a prepared statement
-    (asyncpg's, so the service's) may switch to after five executions when it looks no costlier."""
+    """The *generic* plan of the same statement (made without the values): what the service's hot read pool runs."""
     async with conn.transaction():
         await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         await conn.execute("PREPARE bench_explain AS " + statement.sql)

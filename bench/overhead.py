@@ -26,7 +26,8 @@ async def run(bench: Bench) -> None:
             statements = await capture_recommendation_sql(url, incident["id"])
             r.note(
                 f"GET {path}: forest fire at {FIRE_POINT} (township {incident['township']}), 200 people affected;"
-                f" the request runs {len(statements)} SQL statements, replayed raw in one transaction"
+                f" the request runs {len(statements)} SQL statements,"
+                " replayed raw in autocommit, as the hot read pool runs them"
             )
             conn = await replay_connection(url)
             # The measured requests go on the lean client (bench/http1.py), so the figure is the service's

@@ -104,18 +104,19 @@ async def run(bench: Bench) -> None:
     name, url = await bench.databases.clone(SECTION)
     stages: list[Stage] = []
     try:
-        conn = await replay_connection(url)
+        conn = await replay_connection(url)  # read-only, as the service's hot read pool
+        setup = await asyncpg.connect(url)  # the section's own writes: seeding, the surge, the live positions
         try:
             async with running_server(url) as server, http_client(server, connections=1) as client:
                 incident = await create_incident(client, FIRE_POINT, title="bench scale", people_affected=200)
                 lean = Http1Client(server.url, auth_headers())  # the measured requests (bench/http1.py)
                 for total in (small, large):
-                    added = await top_up(conn, "team", total)
-                    await top_up(conn, "shelter", total)
+                    added = await top_up(setup, "team", total)
+                    await top_up(setup, "shelter", total)
                     r.note(f"{total:,} teams and shelters ({added:,} synthetic teams added, random in the bbox)")
                     stages.append(await _stage(bench, f"{total:,} teams", url, lean, conn, incident["id"]))
                 # The surge: the 1,000 teams nearest the fire are all busy; the index must walk past them.
-                await conn.execute(
+                await setup.execute(
                     """UPDATE team SET status = 'on_scene' WHERE id IN (
                          SELECT id FROM team WHERE status = 'available'
                          ORDER BY base <-> ST_SetSRID(ST_MakePoint($1::float8, $2::float8), 4326)::geography
@@ -123,19 +124,20 @@ async def run(bench: Bench) -> None:
                     *FIRE_POINT,
                     SURGE_BUSY,
                 )
-                await conn.execute("ANALYZE team")
+                await setup.execute("ANALYZE team")
                 r.note(f"surge: the {SURGE_BUSY:,} teams nearest the fire set on_scene")
                 stages.append(await _stage(bench, f"{large:,} teams, surge", url, lean, conn, incident["id"]))
                 # Beyond the brief: every team reporting a fresh live position (responders' phones all on).
                 # The base-position branch of the KNN must then skip every team, which the plan shows.
-                await conn.execute(
+                await setup.execute(
                     """UPDATE team SET position = ST_Project(base, 150, radians(45)), position_at = now()"""
                 )
-                await conn.execute("ANALYZE team")
+                await setup.execute("ANALYZE team")
                 r.note("all live: every team given a fresh live position 150 m from its base")
                 stages.append(await _stage(bench, f"{large:,} teams, all live", url, lean, conn, incident["id"]))
                 lean.close()
         finally:
+            await setup.close()
             await conn.close()
     finally:
         await bench.databases.drop(name)

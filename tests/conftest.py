@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 
 from app.auth import mint_token
 from app.config import Settings, to_asyncpg_url
-from app.db import create_sessionmaker, get_db_session
+from app.db import create_sessionmaker, get_db_session, get_read_session
 from app.main import create_app
 from app.users.models import Role
 
@@ -187,7 +187,9 @@ async def client(settings: Settings, engine: AsyncEngine, session: AsyncSession)
         else:
             await session.commit()
 
+    # The hot read pool's sessions too: reads must see what the test wrote in its transaction.
     app.dependency_overrides[get_db_session] = test_session
+    app.dependency_overrides[get_read_session] = test_session
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client

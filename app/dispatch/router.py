@@ -3,7 +3,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from app.auth import CurrentPrincipal, Principal, Writer, require_roles
-from app.db import SessionDep
+from app.db import ReadSessionDep, SessionDep
 from app.dispatch import service
 from app.dispatch.schemas import (
     DispatchOut,
@@ -45,7 +45,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.get("/incidents/{incident_id}/recommendation", response_model=Recommendation, responses=ERRORS)
 async def recommendation(
-    incident_id: IdPath, request: Request, session: SessionDep, principal: CurrentPrincipal, coord_sys: OutCoordSys
+    incident_id: IdPath, request: Request, session: ReadSessionDep, principal: CurrentPrincipal, coord_sys: OutCoordSys
 ) -> Recommendation:
     """What to send: teams ranked by ETA, shelters with room, depots holding the supplies, the helipad."""
     if principal.role is Role.RESPONDER:

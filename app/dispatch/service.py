@@ -13,7 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
 from app.config import Settings
-from app.db import plan_generically
 from app.depots import service as depot_service
 from app.depots.models import LedgerKind
 from app.dispatch import nearby as nearby_service
@@ -179,7 +178,6 @@ async def recommend(
     coord_sys: CoordSys,
 ) -> Recommendation:
     rule = RULES[incident_type]
-    await plan_generically(session)
     teams, shortfalls = await recommend_teams(
         session=session, settings=settings, rule=rule, lon=lon, lat=lat, township=township, coord_sys=coord_sys
     )

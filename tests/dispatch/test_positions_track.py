@@ -1,7 +1,7 @@
 """Positions from a gateway: latest position by time of fix, a track history, duplicates stored once."""
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from fastapi.encoders import jsonable_encoder
@@ -70,7 +70,8 @@ async def test_a_batch_of_50_writes_50_track_rows_positions_and_events_in_one_tr
     client: httpx.AsyncClient, auth: Auth, session: AsyncSession
 ) -> None:
     teams = await _teams(session, 50)
-    at = datetime.now(UTC).replace(microsecond=123456)
+    # A second back: a fix time ahead of the server's clock would be clamped to now (fix_time).
+    at = (datetime.now(UTC) - timedelta(seconds=1)).replace(microsecond=123456)
     batch = [
         {"team_id": team_id, "location": {"type": "Point", "coordinates": [117.3 + i / 1000, 40.1]}, "recorded_at": at}
         for i, (team_id, _) in enumerate(teams)

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.config import Settings
-from app.db import create_sessionmaker, get_db_session
+from app.db import create_sessionmaker, get_db_session, get_read_session
 from app.events.models import Event
 from app.federation.models import AidRequest, InboundMessage, OutboxMessage, SharedIncident, SharedWarning
 from app.main import create_app
@@ -40,6 +40,7 @@ async def fed_client(
             await session.commit()
 
     app.dependency_overrides[get_db_session] = test_session
+    app.dependency_overrides[get_read_session] = test_session
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         yield client
 

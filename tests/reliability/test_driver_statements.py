@@ -17,7 +17,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from app.db import DriverStatement, create_engine, create_sessionmaker, on_driver, plan_generically
+from app.db import DriverStatement, create_engine, create_sessionmaker, on_driver
 from app.errors import is_database_unavailable, is_transaction_conflict
 from app.main import create_app
 from tests.conftest import CommittedDb, make_settings
@@ -146,15 +146,64 @@ async def test_a_refused_position_batch_keeps_nothing_on_the_real_session(
     assert dict(kept) == {"track": 0, "moved": 0, "events": 0}
 
 
-async def test_generic_planning_lasts_exactly_the_transaction(committed_db: CommittedDb) -> None:
-    engine = create_engine(make_settings(committed_db.url, db_pool_size=1, db_max_overflow=0))
+async def test_the_hot_read_pool_plans_generically_in_autocommit_and_refuses_writes(committed_db: CommittedDb) -> None:
+    engine = create_engine(make_settings(committed_db.url, db_read_pool_size=1, db_read_max_overflow=0), hot_reads=True)
     sessionmaker = create_sessionmaker(engine)
     show = DriverStatement.of(text("SELECT current_setting('plan_cache_mode') AS mode"))
     try:
         async with sessionmaker() as session:
-            await plan_generically(session)  # the transaction's first statement
             assert (await show.fetch(session))[0]["mode"] == "force_generic_plan"
-            await session.commit()
-            assert (await show.fetch(session))[0]["mode"] == "auto"
+            async with on_driver(session) as driver:
+                assert not driver.is_in_transaction()  # no BEGIN was sent, none is left open
+            with pytest.raises(DBAPIError) as caught:
+                async with on_driver(session) as driver:
+                    await driver.execute("UPDATE team SET headcount = headcount + 1")
+            assert getattr(caught.value.orig, "sqlstate", None) == "25006"  # read-only transaction
+            assert not caught.value.connection_invalidated
     finally:
         await engine.dispose()
+
+
+async def test_the_recommendation_reads_committed_bookings_on_the_hot_pool_and_survives_losing_it(
+    committed_db: CommittedDb, auth: Auth
+) -> None:
+    """The real app, its own two pools: the advice sees a booking the moment it commits (each autocommit statement
+    takes a fresh snapshot), and a read connection the server dropped is a 503 at worst, never a 500, and only once."""
+    app = create_app(make_settings(committed_db.url, db_read_pool_size=1, db_read_max_overflow=0))
+    incident = {
+        "type": "forest_fire",
+        "location": {"type": "Point", "coordinates": [117.46, 40.19]},
+        "title": "山火",
+        "people_affected": 20,
+    }
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client,
+    ):
+        reported = await client.post("/api/v1/incidents", json=incident, headers=auth())
+        assert reported.status_code == 201, reported.text
+        path = f"/api/v1/incidents/{reported.json()['id']}/recommendation"
+        before = await client.get(path, headers=auth())
+        assert before.status_code == 200, before.text
+        first = before.json()["teams"][0]["id"]
+
+        booked = await client.post(
+            f"/api/v1/incidents/{reported.json()['id']}/dispatches", json={"team_ids": [first]}, headers=auth()
+        )
+        assert booked.status_code == 201, booked.text
+        after = await client.get(path, headers=auth())
+        assert after.status_code == 200, after.text
+        assert first not in [team["id"] for team in after.json()["teams"]]
+
+        admin = await asyncpg.connect(committed_db.url)
+        try:
+            dropped = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name = 'jizhou-api-reads'"
+            )
+        finally:
+            await admin.close()
+        assert dropped == 1  # the pool's one connection
+        statuses = [(await client.get(path, headers=auth())).status_code for _ in range(3)]
+    assert statuses[0] in (200, 503), statuses  # 200 when the pool's ping found the dead connection first
+    assert statuses[1:] == [200, 200], statuses
