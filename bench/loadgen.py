@@ -1,9 +1,14 @@
-"""A closed-loop HTTP load generator that runs in client processes of its own.
+"""An HTTP load generator that runs in client processes of its own.
 
 Each process runs `concurrency` clients, each on a keep-alive connection of its own (bench/http1.py: a lean
 client, so the load generator takes little of the CPU it shares with the service), and loops until the window
 ends; only requests that complete inside the measuring window count, and the
 process reports its own CPU over that window, so a reader sees whether the client was the bottleneck.
+
+Closed loop by default (each client sends again as soon as it is answered: the service's capacity). With
+`interval_s` each client sends on a fixed schedule instead (open loop: an offered rate, as gateways post), and a
+request's latency counts from the moment it was due, so a service that falls behind its schedule shows the
+wait too (no coordinated omission).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ class LoadSpec:
     team_ids: tuple[int, ...] = ()
     batch: int = 50
     seed: int = 0
+    # Open loop: each client sends one request every interval_s (0: closed loop).
+    interval_s: float = 0.0
 
 
 @dataclass
@@ -86,18 +93,25 @@ async def _load(spec: LoadSpec) -> LoadResult:
         await asyncio.sleep(max(0.0, spec.measure_from - time.time()))
         cpu_at_start.append(time.process_time())
 
-    async def client_loop() -> None:
+    async def client_loop(index: int) -> None:
         # One keep-alive connection per client, as a dispatcher's console or a gateway would hold.
         client = Http1Client(spec.base_url, headers)
         get_request = client.get(spec.path)
+        # Open loop: the clients' schedules are staggered evenly over one interval.
+        due = time.perf_counter() + spec.interval_s * index / max(1, spec.concurrency)
         try:
             while (now := time.time()) < spec.measure_until:
+                if spec.interval_s:
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                    now = time.time()
                 if spec.kind == "get":
                     request, count = get_request, 1
                 else:
                     ids = rng.sample(spec.team_ids, min(spec.batch, len(spec.team_ids)))
                     request, count = client.post_json(spec.path, positions_body(ids, rng)), len(ids)
                 began = time.perf_counter()
+                if spec.interval_s:
+                    began, due = min(began, due), due + spec.interval_s
                 try:
                     status, body = await client.send(request)
                 except (ProtocolError, OSError, TimeoutError) as exc:
@@ -121,7 +135,7 @@ async def _load(spec: LoadSpec) -> LoadResult:
 
     await asyncio.sleep(max(0.0, spec.start_at - time.time()))
     marker = asyncio.create_task(mark_window())
-    await asyncio.gather(*(client_loop() for _ in range(spec.concurrency)))
+    await asyncio.gather(*(client_loop(i) for i in range(spec.concurrency)))
     await marker
     result.cpu_s = time.process_time() - cpu_at_start[0]
     return result

@@ -20,6 +20,7 @@ WARMUP_S = 2.0
 INGEST_BATCH = 50
 INGEST_CLIENTS = 4
 INGEST_TEAMS = 2_000
+INGEST_TARGET_PER_S = 1_000  # the brief's rate, offered in the paced run
 INGEST_PATHS = ("/api/v1/positions", "/api/v1/teams/positions")
 
 
@@ -151,18 +152,25 @@ async def _ingest(bench: Bench, server: Server, database: str, url: str) -> None
         return
     r.note(f"ingest through POST {path}")
 
+    # Capacity first (closed loop: each poster sends again when answered), then the brief's rate offered on a
+    # schedule (open loop, as gateways post): the p99 target is checked at that rate, where it means something;
+    # at saturation a batch's latency is mostly its wait behind the other posters' (printed too, as INFO).
+    paced_interval_s = INGEST_CLIENTS * INGEST_BATCH / INGEST_TARGET_PER_S
     async with ClientProcesses(1) as pool:
-        specs = _specs(
-            server,
-            "positions",
-            path,
-            1,
-            INGEST_CLIENTS,
-            bench.sizes.ingest_s,
-            team_ids=tuple(team_ids),
-            batch=INGEST_BATCH,
-        )
-        result, used, seconds = await _measure(bench, server, database, url, specs, pool)
+        runs = {}
+        for mode, interval_s in (("saturated", 0.0), ("paced", paced_interval_s)):
+            specs = _specs(
+                server,
+                "positions",
+                path,
+                1,
+                INGEST_CLIENTS,
+                bench.sizes.ingest_s,
+                team_ids=tuple(team_ids),
+                batch=INGEST_BATCH,
+                interval_s=interval_s,
+            )
+            runs[mode] = await _measure(bench, server, database, url, specs, pool)
 
     conn = await asyncpg.connect(url)
     try:
@@ -172,15 +180,15 @@ async def _ingest(bench: Bench, server: Server, database: str, url: str) -> None
         events = {row["topic"]: int(row["n"]) for row in rows}
     finally:
         await conn.close()
+    result, used, seconds = runs["saturated"]
     s = Summary.of(result.latencies)
     rate = result.items / seconds
-    r.check(SECTION, "ingest_positions_per_s", "batch ingest positions/s", rate, "positions/s", at_least=1000)
     r.check(
-        SECTION, "ingest_batch_p99_ms", f"batch ingest p99 per batch of {INGEST_BATCH}", s.p99 * 1000, "ms", at_most=50
+        SECTION, "ingest_positions_per_s", "batch ingest positions/s (saturated)", rate, "positions/s", at_least=1000
     )
-    r.detail(SECTION, ingest={"latency_ms": s.ms(), "events_by_topic": events, "statuses": result.statuses})
+    r.info(SECTION, "ingest_batch_p99_ms_saturated", "batch p99 at saturation", s.p99 * 1000, "ms")
     r.note(
-        f"{INGEST_CLIENTS} concurrent posters, {len(team_ids)} teams; batch p50 {s.p50 * 1000:.1f} ms;"
+        f"saturated: {INGEST_CLIENTS} posters in closed loop, {len(team_ids)} teams; batch p50 {s.p50 * 1000:.1f} ms;"
         f" statuses {result.statuses}; transport errors {result.transport_errors}"
     )
     r.note(
@@ -188,5 +196,35 @@ async def _ingest(bench: Bench, server: Server, database: str, url: str) -> None
         f" events written in the whole run incl. warm-up: {events or 'none'}"
     )
     r.note(f"cores used: {cores_text(used)}")
+    if result.items:
+        r.note(f"CPU per batch: service {used['server'] * seconds / result.items * INGEST_BATCH * 1000:.2f} ms")
+    paced, paced_used, paced_seconds = runs["paced"]
+    p = Summary.of(paced.latencies)
+    offered = f"{INGEST_TARGET_PER_S:,} positions/s offered"
+    r.check(
+        SECTION,
+        "ingest_batch_p99_ms",
+        f"batch p99 per batch of {INGEST_BATCH}, {offered}",
+        p.p99 * 1000,
+        "ms",
+        at_most=50,
+    )
+    r.note(
+        f"paced: {INGEST_CLIENTS} posters, one batch each every {paced_interval_s * 1000:.0f} ms (latency from the"
+        f" moment a batch was due); {paced.items / paced_seconds:,.0f} positions/s answered; batch p50"
+        f" {p.p50 * 1000:.1f} ms, max {p.max * 1000:.1f} ms; statuses {paced.statuses}"
+    )
+    r.note(f"cores used: {cores_text(paced_used)}")
+    r.detail(
+        SECTION,
+        ingest={
+            "latency_ms": s.ms(),
+            "paced_latency_ms": p.ms(),
+            "events_by_topic": events,
+            "statuses": result.statuses,
+            "paced_statuses": paced.statuses,
+        },
+    )
+    result.first_error = result.first_error or paced.first_error
     if result.first_error:
         r.note(f"first error: {result.first_error}")
