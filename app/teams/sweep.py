@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
@@ -29,12 +30,34 @@ async def sweep_once(sessionmaker: async_sessionmaker[AsyncSession], settings: S
     return changed
 
 
+async def warn_if_autovacuum_is_off(sessionmaker: async_sessionmaker[AsyncSession]) -> bool:
+    """Log a warning when the server does not autovacuum; True when it does.
+
+    Every position fix leaves a dead team row version behind (never a HOT update: position is indexed).
+    Without autovacuum they pile up and the nearest-team search slows several-fold within minutes of phones
+    reporting (migration 0007; bench section 2 prints the figure after its ingest).
+    """
+    async with sessionmaker() as session:
+        on = (await session.execute(text("SELECT current_setting('autovacuum')::bool"))).scalar_one()
+    if not on:
+        log.warning(
+            "autovacuum_off",
+            why="position fixes leave dead team rows that nothing cleans up: the nearest-team search will slow",
+            fix="autovacuum = on in postgresql.conf (or VACUUM ANALYZE team regularly)",
+        )
+    return bool(on)
+
+
 async def _sweep_forever(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
     interval = settings.dispatch_position_sweep_s
     # Processes started together do not all sweep at the same moment.
     await asyncio.sleep(interval * random.uniform(0.1, 1.0))
+    checked_autovacuum = False
     while True:
         try:
+            if not checked_autovacuum:
+                await warn_if_autovacuum_is_off(sessionmaker)
+                checked_autovacuum = True
             await sweep_once(sessionmaker, settings)
         except asyncio.CancelledError:
             raise

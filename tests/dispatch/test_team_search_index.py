@@ -6,10 +6,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from structlog.testing import capture_logs
 
+from app.db import create_sessionmaker
 from app.teams import service as team_service
 from app.teams.models import TeamStatus
+from app.teams.sweep import warn_if_autovacuum_is_off
 
 FRESH_S = 1800
 FIRE = (117.46, 40.19)
@@ -197,3 +200,16 @@ async def test_in_a_surge_the_busy_teams_near_the_fire_are_never_walked(session:
     # places may differ where two teams are a few metres apart (a recommendation shortlists 4x its need).
     assert [c.id for c in found][:30] == [team_id for team_id, _ in truth][:30]
     assert {c.status for c in found} == {TeamStatus.AVAILABLE}
+
+
+async def test_the_sweep_warns_when_the_server_does_not_autovacuum(engine: AsyncEngine) -> None:
+    """Position fixes leave dead team rows: a server without autovacuum gets a warning, one with it none."""
+    async with engine.connect() as conn:
+        expected_on = (await conn.execute(text("SHOW autovacuum"))).scalar_one() == "on"
+    with capture_logs() as logs:
+        on = await warn_if_autovacuum_is_off(create_sessionmaker(engine))
+    assert on is expected_on
+    warned = [entry for entry in logs if entry["event"] == "autovacuum_off"]
+    assert len(warned) == (0 if expected_on else 1)
+    if warned:
+        assert warned[0]["log_level"] == "warning" and "VACUUM ANALYZE team" in warned[0]["fix"]
