@@ -212,6 +212,18 @@ class DriverStatement:
         return rows
 
 
+# A LIMIT written into a statement's text is at most this (a nearest-N list, never a page of a table).
+MAX_LITERAL_LIMIT = 1000
+
+
+def sql_limit(limit: int) -> str:
+    """A row limit as SQL text, for statements whose generic plan must know it (see
+    shelters.service.nearest_with_space_json); only a plain int in 0..MAX_LITERAL_LIMIT gets through."""
+    if type(limit) is not int or not 0 <= limit <= MAX_LITERAL_LIMIT:
+        raise ValueError(f"a literal LIMIT must be an int in 0..{MAX_LITERAL_LIMIT}, not {limit!r}")
+    return str(limit)
+
+
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
 # SQLSTATEs of a server that is going away: admin shutdown, crash shutdown, cannot connect now.
 _SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})

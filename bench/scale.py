@@ -22,6 +22,8 @@ WARMUP = 20
 # teams not flagged live. With every team live, the live teams' partial index on position.
 BASE_INDEXES = ("idx_team_base", "ix_team_base_not_live", "ix_team_base_available")
 LIVE_INDEX = "ix_team_position_live"
+# The nearest shelters with space, in the recommendation's composite (app/dispatch/nearby.py).
+SHELTER_INDEX = "idx_shelter_location"
 
 
 @dataclass
@@ -31,6 +33,8 @@ class Stage:
     raw: Summary
     plan: list[str]
     generic_plan: list[str]
+    # The generic plan (what the hot read pool runs) of the shelters/depots/helipad composite.
+    nearby_generic_plan: list[str]
     teams_found: int
 
     @staticmethod
@@ -49,7 +53,16 @@ class Stage:
         return self._ms(self.generic_plan)
 
     def uses_index(self, *names: str) -> bool:
-        return any(f"Index Scan using {name} on team" in line for line in self.plan for name in names)
+        """Both plans of the team KNN walk one of these indexes: the generic one the service runs on its hot
+        read pool, and the custom one a plain session would make."""
+        return all(
+            any(f"Index Scan using {name} on team" in line for line in plan for name in names)
+            for plan in (self.plan, self.generic_plan)
+        )
+
+    @property
+    def nearby_uses_shelter_index(self) -> bool:
+        return any(f"Index Scan using {SHELTER_INDEX} on shelter" in line for line in self.nearby_generic_plan)
 
 
 async def _stage(
@@ -60,6 +73,7 @@ async def _stage(
     # Captured anew at each stage: the statements' parameters (excluded ids, depot ids) follow the data.
     statements = await capture_recommendation_sql(url, incident_id)
     knn: Statement = next(s for s in statements if s.is_team_knn)
+    nearby: Statement = next(s for s in statements if "FROM shelter AS s" in s.sql)
     for _ in range(WARMUP):
         await timed_get(client, request, path)
         await replay(conn, statements)
@@ -80,6 +94,7 @@ async def _stage(
         Summary.of(raw),
         await explain(conn, knn),
         await explain_generic(conn, knn),
+        await explain_generic(conn, nearby),
         teams_found,
     )
 
@@ -161,6 +176,7 @@ async def run(bench: Bench) -> None:
                     "generic_plan": stage.generic_plan,
                     "knn_ms": stage.knn_ms,
                     "knn_generic_ms": stage.knn_generic_ms,
+                    "nearby_generic_plan": stage.nearby_generic_plan,
                 }
             },
         )
@@ -186,9 +202,24 @@ async def run(bench: Bench) -> None:
     r.verdict(
         SECTION,
         "gist_index_used",
-        f"team KNN by a GiST index ({' or '.join(BASE_INDEXES)}; all live: {LIVE_INDEX})",
+        f"team KNN by a GiST index, custom and generic plan ({' or '.join(BASE_INDEXES)}; all live: {LIVE_INDEX})",
         used,
         "yes" if used else "no",
+        "used",
+    )
+    r.note(f"generic plan of the shelters/depots/helipad composite at {big.label}:")
+    for line in big.nearby_generic_plan:
+        if any(word in line for word in ("Scan", "Execution Time")):
+            r.note("    " + line.rstrip()[:200])
+    shelters_indexed = big.nearby_uses_shelter_index and not any(
+        "Seq Scan on shelter" in line for line in big.nearby_generic_plan
+    )
+    r.verdict(
+        SECTION,
+        "shelter_index_used",
+        f"nearest shelters by {SHELTER_INDEX} in the composite's generic plan, {big.label}",
+        shelters_indexed,
+        "yes" if shelters_indexed else "no",
         "used",
     )
     for kind, attribute in (("custom plan", "plan"), ("generic plan", "generic_plan")):

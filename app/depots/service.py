@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import Principal
+from app.db import sql_limit
 from app.depots.models import Depot, DepotLevel, DepotStock, Item, LedgerKind, StockLedgerEntry
 from app.depots.schemas import DepotCreate, DepotPatch, StockLine
 from app.errors import AppError, BadRequest
@@ -212,10 +213,15 @@ async def depot_ids_by_code(*, session: AsyncSession, codes: list[str]) -> dict[
     return dict(rows.all())
 
 
-# For one-round-trip composites (the recommendation, app/dispatch/nearby.py): a correlated subquery over a
-# row `here(point geography, items varchar[])`, giving the :depots nearest depots holding any of the items,
-# with those items' stock, as a JSON array nearest first. This domain's SQL stays here.
-NEAREST_HOLDING_JSON = """
+def nearest_holding_json(limit: int) -> str:
+    """For one-round-trip composites (the recommendation, app/dispatch/nearby.py): a correlated subquery over a
+    row `here(point geography, items varchar[])`, giving the `limit` nearest depots holding any of the items,
+    with those items' stock, as a JSON array nearest first. This domain's SQL stays here. The limit is in the
+    text, as in shelters.service.nearest_with_space_json: a generic plan of a bound LIMIT would scan the table."""
+    return _NEAREST_HOLDING_JSON.format(limit=sql_limit(limit))
+
+
+_NEAREST_HOLDING_JSON = """
     (SELECT coalesce(json_agg(d ORDER BY d.distance_m, d.id), '[]')
      FROM (SELECT d.id, d.code, d.name, d.level, d.township_code AS township,
                   ST_Distance(d.location, here.point) AS distance_m,
@@ -227,7 +233,7 @@ NEAREST_HOLDING_JSON = """
            FROM depot AS d
            WHERE d.id IN (SELECT depot_id FROM depot_stock WHERE item_code = ANY(here.items) AND quantity > 0)
            ORDER BY d.location <-> here.point
-           LIMIT :depots) AS d)
+           LIMIT {limit}) AS d)
 """
 
 

@@ -14,26 +14,40 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import DriverStatement
-from app.depots.service import NEAREST_HOLDING_JSON
+from app.depots.service import nearest_holding_json
 from app.helipads.service import AVIATION_BASE_DISTANCE, NEAREST_USABLE_JSON
-from app.shelters.service import NEAREST_WITH_SPACE_JSON
+from app.shelters.service import nearest_with_space_json
 
-# Composed once at import from constants (no input reaches the text; values are bound parameters).
-NEARBY = text(
-    f"""
+# Composed from constants and int limits only (no input reaches the text; the point and items are bound).
+NEARBY = """
     WITH here AS (
         SELECT CAST(ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), 4326) AS geography)
                    AS point,
                CAST(:items AS varchar[]) AS items
     )
-    SELECT {NEAREST_WITH_SPACE_JSON} AS shelters,
-           {NEAREST_HOLDING_JSON} AS depots,
-           {NEAREST_USABLE_JSON} AS helipad,
-           {AVIATION_BASE_DISTANCE} AS aviation_base_m
+    SELECT {shelters} AS shelters,
+           {depots} AS depots,
+           {helipad} AS helipad,
+           {aviation_base_m} AS aviation_base_m
     FROM here
-    """  # noqa: S608
-)
-NEARBY_ON_DRIVER = DriverStatement.of(NEARBY)
+"""
+# One prepared statement per (shelters, depots) limits: the limits are in the text so that the generic plans
+# of the hot read pool walk the GiST indexes (shelters.service.nearest_with_space_json). The recommendation
+# asks for two pairs at most.
+_statements: dict[tuple[int, int], DriverStatement] = {}
+
+
+def nearby_statement(shelters: int, depots: int) -> DriverStatement:
+    statement = _statements.get((shelters, depots))
+    if statement is None:
+        sql = NEARBY.format(
+            shelters=nearest_with_space_json(shelters),
+            depots=nearest_holding_json(depots),
+            helipad=NEAREST_USABLE_JSON,
+            aviation_base_m=AVIATION_BASE_DISTANCE,
+        )
+        statement = _statements[(shelters, depots)] = DriverStatement.of(text(sql))
+    return statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +64,7 @@ async def nearby(
 ) -> Nearby:
     """Up to `shelters` shelters with space and `depots` depots holding any of `items` (none without
     items), the nearest usable helipad and the distance to the nearest usable aviation base."""
-    (row,) = await NEARBY_ON_DRIVER.fetch(
-        session, lon=lon, lat=lat, shelters=shelters, items=items, depots=depots if items else 0
-    )
+    (row,) = await nearby_statement(shelters, depots if items else 0).fetch(session, lon=lon, lat=lat, items=items)
     # The json columns arrive decoded (SQLAlchemy's asyncpg dialect registers a codec for json on connect).
     found_shelters, found_depots, helipad, aviation_base_m = row
     return Nearby(shelters=found_shelters, depots=found_depots, helipad=helipad, aviation_base_m=aviation_base_m)
