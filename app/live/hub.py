@@ -163,6 +163,20 @@ class LiveHub:
     def max_seen(self) -> int:
         return self._wm.max_seen if self._wm is not None else 0
 
+    async def start_position(self) -> int | None:
+        """Where a socket without since that connects before the feed is ready starts: the watermark the hub
+        loaded, or before that the newest committed seq; None when the database cannot say (then the socket
+        starts from the watermark once ready, as one connecting later would)."""
+        if self._wm is not None:
+            return self._wm.value
+        try:
+            async with self._sessionmaker() as session:
+                return await event_service.newest_seq(session=session)
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                return None
+            raise
+
     def open_socket(self, close: CloseCallback) -> None:
         self._sockets.add(close)
         self._no_sockets.clear()

@@ -128,6 +128,12 @@ async def live(websocket: WebSocket) -> None:
     except ScopeViolation as exc:
         await refuse(CloseCode.FORBIDDEN, "forbidden", str(exc))
         return
+    if since is None and not hub.ready.is_set():
+        # The process has just started and its feed is settling: without since, the socket would start from
+        # the watermark it finds once the feed is ready, after whatever was committed while it waited (seen in
+        # bench section 4: the first incident after a start reached none of the screens connected). So it
+        # starts from what the hub knows now, and what committed in between is replayed, as for any resume.
+        since = await hub.start_position()
     try:
         await asyncio.wait_for(hub.ready.wait(), READY_WAIT_S)
     except TimeoutError:
