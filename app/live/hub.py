@@ -163,12 +163,14 @@ class LiveHub:
     def max_seen(self) -> int:
         return self._wm.max_seen if self._wm is not None else 0
 
-    async def start_position(self) -> int | None:
-        """Where a socket without since that connects before the feed is ready starts: the watermark the hub
-        loaded, or before that the newest committed seq; None when the database cannot say (then the socket
-        starts from the watermark once ready, as one connecting later would)."""
-        if self._wm is not None:
-            return self._wm.value
+    def position_now(self) -> int | None:
+        """The watermark as it stands (None before the hub has loaded one): where a socket without since that
+        connects now starts. Also while the feed settles at start-up: a replay from there misses nothing."""
+        return self._wm.value if self._wm is not None else None
+
+    async def newest_committed_seq(self) -> int | None:
+        """For a socket that connected before the hub loaded a watermark; None when the database cannot say
+        (the socket then starts from the watermark once ready, as one connecting later would)."""
         try:
             async with self._sessionmaker() as session:
                 return await event_service.newest_seq(session=session)

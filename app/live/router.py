@@ -97,6 +97,9 @@ async def live(websocket: WebSocket) -> None:
     hub: LiveHub | None = websocket.app.state.live_hub
     token, subprotocol = bearer_token(websocket)
     await websocket.accept(subprotocol=subprotocol)
+    # Where a socket without since starts, taken at once: what commits while it is checked and while it waits
+    # for a feed that is still settling (a process that has just started) must still reach it.
+    accepted_at = hub.position_now() if hub is not None else None
 
     async def refuse(code: CloseCode, name: str, detail: str) -> None:
         log.info("live_refused", code=int(code), reason=name)
@@ -128,12 +131,11 @@ async def live(websocket: WebSocket) -> None:
     except ScopeViolation as exc:
         await refuse(CloseCode.FORBIDDEN, "forbidden", str(exc))
         return
-    if since is None and not hub.ready.is_set():
-        # The process has just started and its feed is settling: without since, the socket would start from
-        # the watermark it finds once the feed is ready, after whatever was committed while it waited (seen in
-        # bench section 4: the first incident after a start reached none of the screens connected). So it
-        # starts from what the hub knows now, and what committed in between is replayed, as for any resume.
-        since = await hub.start_position()
+    if since is None:
+        # Otherwise it would start from the watermark it finds once attached, after whatever committed in
+        # between (bench section 4 saw the first incident after a start reach none of the screens connected).
+        # What committed since `accepted_at` is replayed, as for any resume.
+        since = accepted_at if accepted_at is not None else await hub.newest_committed_seq()
     try:
         await asyncio.wait_for(hub.ready.wait(), READY_WAIT_S)
     except TimeoutError:
