@@ -44,7 +44,7 @@ test: deps
 
 lint: deps
 	.venv/bin/ruff check .
-	.venv/bin/mypy app
+	.venv/bin/mypy app bench
 
 # The bench makes and drops its own databases too (see bench/README.md); BENCH_ARGS="--quick" or "--only 3".
 bench: deps

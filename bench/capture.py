@@ -33,7 +33,7 @@ from bench.infra import JWT_SECRET
 TRANSACTION_CONTROL = {"", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
 
 
-class RecordingConnection(asyncpg.Connection):
+class RecordingConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg ships no type hints
     """Calls `recorder` with every statement run on the driver directly (app.db.DriverStatement), at the moment
     it is called: in order with the SQLAlchemy listener's records."""
 
@@ -42,12 +42,14 @@ class RecordingConnection(asyncpg.Connection):
     async def fetch(self, query: str, *args: Any, **kwargs: Any) -> list[asyncpg.Record]:
         if (recorder := type(self).recorder) is not None:
             recorder(query, args)
-        return await super().fetch(query, *args, **kwargs)
+        rows: list[asyncpg.Record] = await super().fetch(query, *args, **kwargs)
+        return rows
 
     async def execute(self, query: str, *args: Any, **kwargs: Any) -> str:
         if (recorder := type(self).recorder) is not None:
             recorder(query, args)
-        return await super().execute(query, *args, **kwargs)
+        status: str = await super().execute(query, *args, **kwargs)
+        return status
 
 
 @dataclass(frozen=True)
