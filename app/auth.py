@@ -87,12 +87,16 @@ def decode_token(token: str, settings: Settings) -> Principal:
         if time.time() < expires_at:
             return principal
         del _verified[key]
-        raise Unauthorized("the token has expired", code="token_expired")
+        raise _expired()
     principal, expires_at = _verify(token, settings)
     _verified[key] = (principal, expires_at)
     if len(_verified) > VERIFIED_TOKENS_KEPT:
         _verified.popitem(last=False)  # the oldest verified first
     return principal
+
+
+def _expired() -> Unauthorized:
+    return Unauthorized("the token has expired", code="token_expired")
 
 
 def _verify(token: str, settings: Settings) -> tuple[Principal, float]:
@@ -105,7 +109,7 @@ def _verify(token: str, settings: Settings) -> tuple[Principal, float]:
             options={"require": ["exp", "iat", "sub", "iss"]},
         )
     except jwt.ExpiredSignatureError:
-        raise Unauthorized("the token has expired", code="token_expired") from None
+        raise _expired() from None
     except jwt.PyJWTError:
         raise Unauthorized("the token is not valid", code="invalid_token") from None
     try:

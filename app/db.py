@@ -62,10 +62,11 @@ def create_engine(
 
     `hot_reads=True` makes the second pool, for the read paths asked for all the time (the recommendation: at
     every incident, and every few seconds while one is open). Its connections are autocommit and read-only, so a
-    request on it sends no BEGIN and no COMMIT (two of its six round trips; a loopback round trip costs ~0.1 ms of
-    CPU on each side here), and they plan every statement generically: for the recommendation's big LATERAL KNN
-    statements PostgreSQL otherwise keeps choosing a custom plan per call, ~0.9 ms of planning for ~0.5 ms of
-    execution, while the generic plans walk the same GiST indexes (bench section 3 prints them at 100,000 teams).
+    request on it sends no BEGIN and no COMMIT, and they plan every statement generically as a session setting
+    (no SET LOCAL): three of the recommendation's six round trips gone, each ~0.1 ms of CPU on either side here.
+    Generically, because for the recommendation's big LATERAL KNN statements PostgreSQL otherwise keeps choosing
+    a custom plan per call, ~0.9 ms of planning for ~0.5 ms of execution, while the generic plans walk the same
+    GiST indexes (bench section 3 prints them at 100,000 teams; a bound LIMIT would not, see app.db.sql_limit).
     Only statements whose generic plan is known to be right belong on it. Each statement sees its own snapshot,
     which an advice like the recommendation can take (booking re-checks every team atomically).
     """

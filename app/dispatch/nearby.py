@@ -7,6 +7,7 @@ its own service owns (shelters, depots, helipads); this module only puts them si
 point and the items.
 """
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,23 +32,20 @@ NEARBY = """
            {aviation_base_m} AS aviation_base_m
     FROM here
 """
+
+
 # One prepared statement per (shelters, depots) limits: the limits are in the text so that the generic plans
 # of the hot read pool walk the GiST indexes (shelters.service.nearest_with_space_json). The recommendation
 # asks for two pairs at most.
-_statements: dict[tuple[int, int], DriverStatement] = {}
-
-
+@functools.cache
 def nearby_statement(shelters: int, depots: int) -> DriverStatement:
-    statement = _statements.get((shelters, depots))
-    if statement is None:
-        sql = NEARBY.format(
-            shelters=nearest_with_space_json(shelters),
-            depots=nearest_holding_json(depots),
-            helipad=NEAREST_USABLE_JSON,
-            aviation_base_m=AVIATION_BASE_DISTANCE,
-        )
-        statement = _statements[(shelters, depots)] = DriverStatement.of(text(sql))
-    return statement
+    sql = NEARBY.format(
+        shelters=nearest_with_space_json(shelters),
+        depots=nearest_holding_json(depots),
+        helipad=NEAREST_USABLE_JSON,
+        aviation_base_m=AVIATION_BASE_DISTANCE,
+    )
+    return DriverStatement.of(text(sql))
 
 
 @dataclass(frozen=True, slots=True)
